@@ -1,0 +1,86 @@
+"""The `cnnlab` command line.
+
+Each command group lives in its own module of this package and adds its
+sub-commands through ``register(subparsers)``; every handler takes the parsed
+``argparse.Namespace`` and returns an exit code. Bad input (any
+:class:`cnnlab.errors.CnnlabError`, ``ValueError`` or ``FileNotFoundError``)
+prints one line and exits with code 2; ``--debug`` shows the traceback.
+
+Example:
+    >>> from cnnlab.cli import main
+    >>> main(["shape", "--input", "8,8", "--kernel", "3,5", "--padding", "0,1",
+    ...       "--stride", "3,4"])  # doctest: +ELLIPSIS
+    h: ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cnnlab.errors import CnnlabError
+
+# command modules, in the order their commands appear in --help
+_MODULES = ("train", "data", "models", "shape", "viz", "demo")
+
+
+class UsageError(Exception):
+    """Raised instead of argparse's own exit so that usage errors exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every sub-command registered."""
+    parser = _Parser(
+        prog="cnnlab",
+        description="CNNs from d2l chapters 7-8: train, inspect and reproduce on Fashion-MNIST.",
+        epilog="Run `cnnlab COMMAND --help` for each command's options.",
+    )
+    from cnnlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(f"cnnlab.cli.{name}")
+        except ModuleNotFoundError as e:  # a command group not built yet
+            if e.name != f"cnnlab.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cnnlab` console script. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if not argv or argv == ["--debug"] else 2
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CnnlabError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as e:
+        if debug:
+            raise
+        kind = "error" if isinstance(e, CnnlabError) else type(e).__name__
+        msg = " ".join(str(e).split()) or repr(e)
+        print(f"cnnlab: {kind}: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,136 @@
+"""One typed configuration that flows from the CLI to every object of a run.
+
+It is saved as ``config.json`` in every run directory and inside every
+checkpoint (as a plain dict), so a run can be rebuilt from either.
+
+Example:
+    >>> from cnnlab.train.config import TrainConfig
+    >>> cfg = TrainConfig(model="lenet", epochs=2)
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnlab.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "momentum", "adamw")
+SCHEDULES = ("constant", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+DATASETS = ("fashion-mnist", "mnist", "synthetic")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``None`` means "the model's book default"."""
+
+    model: str = "lenet"  # a registered name: `cnnlab models`
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | synthetic
+    data_dir: str | None = None  # where the IDX files are; None: the usual search path
+    epochs: int | None = None  # None: the registry's book value (10 for every chapter 7-8 model)
+    batch_size: int | None = None  # None: book value (128)
+    lr: float | None = None  # None: book value (lenet 0.1, vgg/resnet 0.01, ...)
+    optimizer: str = "sgd"  # sgd (the book's) | momentum (SGD, 0.9, nesterov) | adamw
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant (the book's) | cosine | onecycle
+    warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
+    label_smoothing: float = 0.0  # 0 = the book's plain cross-entropy
+    resize: int | None = None  # square input side in pixels; None: the book's (28, 96 or 224)
+    augment: str | None = None  # None | "crop" | "crop,flip" | "crop,flip,erase"
+    normalize: bool = False  # standardise pixels with the training set's mean/std
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    channels_last: bool = False  # NHWC memory format (faster convolutions on most backends)
+    compile: bool = False  # torch.compile the model
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms; bitwise resume on CPU
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    limit_train_batches: int | None = None  # at most this many training batches per epoch
+    limit_val_batches: int | None = None  # at most this many validation batches per epoch
+    num_train: int | None = None  # use only the first N training images (quick experiments)
+    dry_run: bool = False  # a few batches of everything, once (Lightning's fast_dev_run)
+    tta: bool = False  # test-time augmentation: average logits of image and its mirror
+    num_threads: int | None = None  # torch CPU threads; None: PyTorch's choice
+    out_dir: str | None = None  # run directory; None: runs/<model>-<timestamp>
+    recipe: str | None = None  # the named recipe this config came from, if any
+    extra: dict[str, Any] = field(default_factory=dict)  # model kwargs (e.g. arch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what config.json and checkpoints hold)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys are an error that names them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(names)}")
+        return cls(**d)
+
+    def validate(self) -> TrainConfig:
+        """Check every field; raise :class:`ConfigError` with a one-line fix. Returns self."""
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, DEVICES)
+        _choice("dataset", self.dataset, DATASETS)
+        for name in ("epochs", "batch_size", "resize", "limit_train_batches",
+                     "limit_val_batches", "num_train", "num_threads"):
+            _positive_int(name, getattr(self, name))
+        _positive_float("lr", self.lr)
+        for name in ("weight_decay", "warmup_epochs", "grad_clip"):
+            _nonnegative_float(name, getattr(self, name))
+        if not 0.0 <= _finite("label_smoothing", self.label_smoothing) < 1.0:
+            raise ConfigError(
+                f"label_smoothing must be in [0, 1), got {self.label_smoothing}; try 0.1")
+        if self.augment is not None:
+            parts = [p.strip() for p in str(self.augment).split(",") if p.strip()]
+            bad = [p for p in parts if p not in ("crop", "flip", "erase")]
+            if bad or not parts:
+                raise ConfigError(
+                    f"augment must be a comma list of crop, flip, erase; got {self.augment!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        return self
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return x
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}; e.g. {flag} 10")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if _finite(name, value) <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}; e.g. --{name} 0.1")
+
+
+def _nonnegative_float(name: str, value: Any) -> None:
+    if _finite(name, value) < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value!r}")
