@@ -1,0 +1,117 @@
+"""Batched image transforms: resize and augmentation on whole (B, C, H, W) batches.
+
+Everything here acts on a whole batch with a few tensor ops on the batch's own
+device -- no per-sample Python loop -- and draws its random numbers from a
+CPU ``torch.Generator`` (a few numbers per sample), so the same seed gives the
+same augmentation on CPU and GPU.
+
+Example:
+    >>> import torch
+    >>> X = torch.rand(4, 1, 28, 28)
+    >>> resize(X, (96, 96)).shape
+    torch.Size([4, 1, 96, 96])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> random_crop(X, 4, g).shape == X.shape
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["resize", "random_crop", "random_flip", "random_erase", "AUGMENTS", "parse_augment"]
+
+AUGMENTS = ("crop", "flip", "erase")
+
+
+def resize(X: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a float batch to ``size`` (H, W), with antialiasing.
+
+    d2l resizes each PIL image with ``transforms.Resize`` (PIL's bilinear filter,
+    which widens its kernel when shrinking). ``F.interpolate(antialias=True,
+    align_corners=False)`` implements the same separable triangle filter on
+    tensors -- it is what torchvision's Resize runs on tensors -- so results
+    agree with PIL to within PIL's own uint8 rounding (< 1/255 on 28->96/224).
+    """
+    if tuple(X.shape[-2:]) == tuple(size):
+        return X
+    return F.interpolate(X, size=tuple(size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def random_crop(X: torch.Tensor, padding: int, generator: torch.Generator,
+                padding_mode: str = "constant") -> torch.Tensor:
+    """Pad every image by ``padding`` pixels, then crop each at its own random offset.
+
+    The standard CIFAR-style augmentation (He et al., 2016, sec. 4.2). Offsets are
+    drawn per sample; the crops are two ``gather`` calls over the padded batch.
+    ``padding_mode``: ``"constant"`` (zeros) or ``"reflect"``.
+    """
+    if padding <= 0:
+        return X
+    B, C, H, W = X.shape
+    if padding_mode == "constant":
+        padded = F.pad(X, (padding,) * 4)
+    else:  # reflect padding needs a float tensor
+        padded = F.pad(X.float(), (padding,) * 4, mode=padding_mode).to(X.dtype)
+    offsets = torch.randint(0, 2 * padding + 1, (2, B), generator=generator).to(X.device)
+    rows = (offsets[0].view(B, 1) + torch.arange(H, device=X.device)).view(B, 1, H, 1)
+    cols = (offsets[1].view(B, 1) + torch.arange(W, device=X.device)).view(B, 1, 1, W)
+    Wp = W + 2 * padding
+    out = padded.gather(2, rows.expand(B, C, H, Wp))
+    return out.gather(3, cols.expand(B, C, H, W))
+
+
+def random_flip(X: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image left-right with probability ``p`` (drawn per sample)."""
+    flip = (torch.rand(X.shape[0], generator=generator) < p).to(X.device)
+    return torch.where(flip.view(-1, 1, 1, 1), X.flip(-1), X)
+
+
+def random_erase(X: torch.Tensor, generator: torch.Generator, p: float = 0.5,
+                 scale: tuple[float, float] = (0.02, 0.33),
+                 ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2017): blank one random rectangle per image.
+
+    With probability ``p`` per image, a rectangle covering a ``scale`` fraction of
+    the area with aspect ratio in ``ratio`` (log-uniform) is set to ``value``. The
+    rectangles are boolean masks built by broadcasting, one per sample.
+    """
+    B, _, H, W = X.shape
+    u = torch.rand(5, B, generator=generator)
+    area = (scale[0] + (scale[1] - scale[0]) * u[0]) * H * W
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[1]
+    aspect = torch.exp(log_r)
+    h = torch.sqrt(area * aspect).round().clamp(1, H)
+    w = torch.sqrt(area / aspect).round().clamp(1, W)
+    top = ((H - h + 1) * u[2]).floor()
+    left = ((W - w + 1) * u[3]).floor()
+    apply = u[4] < p
+    dev = X.device
+    top, left, h, w, apply = (t.to(dev) for t in (top, left, h, w, apply))
+    ys = torch.arange(H, device=dev).view(1, H, 1)
+    xs = torch.arange(W, device=dev).view(1, 1, W)
+    inside = ((ys >= top.view(B, 1, 1)) & (ys < (top + h).view(B, 1, 1))
+              & (xs >= left.view(B, 1, 1)) & (xs < (left + w).view(B, 1, 1))
+              & apply.view(B, 1, 1))
+    return X.masked_fill(inside.unsqueeze(1), value)
+
+
+def parse_augment(augment) -> tuple[str, ...]:
+    """Normalise ``augment`` (None, ``"crop"``, ``"crop+flip"``, ``"crop,flip"``, a list)."""
+    from cnnlab.errors import ConfigError
+
+    if augment is None or augment is False or augment == "" or augment == "none":
+        return ()
+    if augment is True:
+        return ("crop", "flip")
+    parts = augment.replace("+", ",").split(",") if isinstance(augment, str) else list(augment)
+    names = tuple(str(p).strip().lower() for p in parts if str(p).strip())
+    bad = [n for n in names if n not in AUGMENTS]
+    if bad:
+        raise ConfigError(f"unknown augmentation {bad[0]!r}; use any of {', '.join(AUGMENTS)} "
+                          "joined by '+', e.g. augment='crop+flip'")
+    return tuple(dict.fromkeys(names))
