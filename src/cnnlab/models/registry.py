@@ -1,0 +1,199 @@
+"""The model registry: every chapter 7-8 network by name, with the book's training defaults.
+
+Like timm's ``create_model``: a family file decorates a constructor with
+:func:`register_model`, recording the input side, learning rate, epochs and batch
+size the book trains it with; the trainer and ``cnnlab reproduce`` read them back
+with :func:`get_model_info`.
+
+Example:
+    >>> from cnnlab.models import create_model, get_model_info, list_models
+    >>> list_models("resnet*")
+    ['resnet18', 'resnet34']
+    >>> info = get_model_info("resnet18")
+    >>> info.input_size, info.lr, info.epochs, info.batch_size
+    (96, 0.01, 10, 128)
+    >>> net = create_model("lenet", num_classes=10, in_channels=1)
+    >>> sum(p.numel() for p in net.parameters())
+    61706
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models._common import check_positive
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registered model and the book's defaults for training it."""
+
+    name: str  # "lenet"
+    fn: Callable[..., nn.Module]
+    family: str  # "lenet", "vgg", "resnet", ...
+    input_size: int  # the book's square input side: 28, 96 or 224 (pixels)
+    lr: float  # the book's learning rate (minibatch SGD)
+    epochs: int = 10
+    batch_size: int = 128
+    description: str = ""
+
+
+def register_model(name: str, *, family: str, input_size: int, lr: float, epochs: int = 10,
+                   batch_size: int = 128) -> Callable[[Callable[..., nn.Module]],
+                                                      Callable[..., nn.Module]]:
+    """Decorator: record ``fn(num_classes=10, in_channels=1, **kwargs)`` under ``name``.
+
+    Example:
+        >>> from torch import nn
+        >>> @register_model("tiny-mlp-doc", family="mlp", input_size=28, lr=0.1)
+        ... def tiny(num_classes=10, in_channels=1):
+        ...     '''A one-layer softmax regression.'''
+        ...     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, num_classes))
+        >>> get_model_info("tiny-mlp-doc").description
+        'A one-layer softmax regression.'
+        >>> _ = _REGISTRY.pop("tiny-mlp-doc")  # keep the doctest from leaking into the zoo
+    """
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        old = _REGISTRY.get(name)
+        if old is not None and old.fn.__qualname__ != fn.__qualname__:
+            raise ConfigError(f"model name {name!r} is already registered by "
+                              f"{old.fn.__module__}.{old.fn.__qualname__}; pick another name")
+        doc = (inspect.getdoc(fn) or "").strip().splitlines()
+        _REGISTRY[name] = ModelInfo(name=name, fn=fn, family=family, input_size=input_size,
+                                    lr=lr, epochs=epochs, batch_size=batch_size,
+                                    description=doc[0] if doc else "")
+        return fn
+
+    return decorate
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registered :class:`ModelInfo`; an unknown name raises ConfigError naming the closest."""
+    _load_zoo()
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown model {name!r}; {hint}run `cnnlab models` to list "
+                          f"all {len(_REGISTRY)}") from None
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching the shell-style ``pattern`` (fnmatch), sorted."""
+    _load_zoo()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 1, scratch: bool = False,
+                 **kwargs: Any) -> nn.Module:
+    """Build a registered model, initialised (Xavier-uniform, book 7.6) and in training mode.
+
+    ``kwargs`` go to the family constructor (e.g. ``arch=((1, 64), (1, 128))``).
+    ``input_size`` (pixels, square) may always be given: models whose first Linear
+    follows a fixed flatten (LeNet, AlexNet, VGG) are built for it; the others only
+    check that it is not too small. ``scratch=True`` swaps conv and pooling layers
+    for cnnlab's from-scratch ones (:func:`cnnlab.models.to_scratch`).
+
+    Example:
+        >>> net = create_model("vgg11-narrow", in_channels=3, num_classes=5, input_size=64)
+        >>> import torch; net(torch.zeros(2, 3, 64, 64)).shape
+        torch.Size([2, 5])
+    """
+    info = get_model_info(name)
+    check_positive(num_classes=num_classes, in_channels=in_channels)
+    input_size = kwargs.pop("input_size", None)
+    if input_size is not None:
+        check_positive(input_size=input_size)
+        least = min_input_size(name, **kwargs)
+        if input_size < least:
+            raise ConfigError(f"{name} needs inputs of at least {least}x{least}, got "
+                              f"{input_size}x{input_size}; pass --resize {info.input_size}")
+        if _accepts(info.fn, "input_size"):
+            kwargs["input_size"] = input_size
+    try:
+        model = info.fn(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword" not in str(e):
+            raise
+        params = [p for p in inspect.signature(info.fn).parameters
+                  if p not in ("num_classes", "in_channels", "kwargs")]
+        raise ConfigError(f"{name}: {e}; it accepts {params or 'no extra options'}") from None
+    if scratch:
+        from cnnlab.models.scratch import to_scratch
+
+        model = to_scratch(model)
+    return model
+
+
+def min_input_size(name: str, **kwargs: Any) -> int:
+    """The smallest square input side (pixels) that ``name`` accepts, found on the meta device.
+
+    Example:
+        >>> min_input_size("lenet"), min_input_size("alexnet") > 28
+        (12, True)
+    """
+    import torch
+
+    info = get_model_info(name)
+    key = (name, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
+    if key in _MIN_SIZE_CACHE:
+        return _MIN_SIZE_CACHE[key]
+    fixed = _accepts(info.fn, "input_size")
+
+    def works(n: int) -> bool:
+        # Shapes only: meta tensors carry no data, so even VGG-11 costs microseconds.
+        with torch.device("meta"):
+            try:
+                extra = {"input_size": n} if fixed else {}
+                model = info.fn(num_classes=2, in_channels=1, **kwargs, **extra).eval()
+                model(torch.zeros(1, 1, n, n))
+            except (RuntimeError, ValueError, ZeroDivisionError):
+                return False
+        return True
+
+    lo, hi = 1, 1024
+    if not works(hi):
+        raise ConfigError(f"{name} accepts no input side up to {hi} with options {kwargs}")
+    while lo < hi:  # output sides are non-decreasing in the input side (floor formulas)
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    _MIN_SIZE_CACHE[key] = lo
+    return lo
+
+
+_MIN_SIZE_CACHE: dict[tuple, int] = {}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _accepts(fn: Callable, param: str) -> bool:
+    try:
+        return param in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _load_zoo() -> None:
+    # Importing the package registers every family (each file decorates its constructors).
+    import cnnlab.models  # noqa: F401
