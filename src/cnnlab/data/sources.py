@@ -186,7 +186,8 @@ def locate(name: str, root: str | os.PathLike | None = None) -> list[Place]:
         files = find_files(path, name)
         if files:
             where = files["train_images"].parent
-            rows.append(Place(f"{label} {path}", f"found in {where}"))
+            status = "found" if where == path else f"found in {where}"
+            rows.append(Place(f"{label} {path}", status))
         elif path.is_dir() and any(
                 (path / v).exists() for k in FILE_KEYS for v in _file_variants(spec.files[k][0])):
             rows.append(Place(f"{label} {path}", "incomplete (not all four files)"))

@@ -65,9 +65,10 @@ def _draw(n: int, gen: torch.Generator, size: int = 28) -> tuple[torch.Tensor, t
     t = uniform(1.0, 2.0)            # half stroke width, pixels
     cx = uniform(4.0, size - 5.0)
     cy = uniform(4.0, size - 5.0)
-    # keep the whole shape inside the image
-    cx = torch.minimum(torch.maximum(cx, r + 1), size - 2 - r)
-    cy = torch.minimum(torch.maximum(cy, r + 1), size - 2 - r)
+    # keep the whole shape (ring and dots reach r + 2t) inside the image
+    reach = r + 2 * t
+    cx = torch.minimum(torch.maximum(cx, reach), size - 1 - reach)
+    cy = torch.minimum(torch.maximum(cy, reach), size - 1 - reach)
     coords = torch.arange(size, dtype=torch.float32)
     dx = coords.view(1, 1, -1) - cx
     dy = coords.view(1, -1, 1) - cy
