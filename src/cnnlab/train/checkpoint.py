@@ -1,0 +1,192 @@
+"""Checkpoints: plain dicts of tensors and Python builtins, written atomically.
+
+A checkpoint holds no pickled class, so ``torch.load(path, weights_only=True)``
+reads it and loading never runs code. It is written to a temporary file in the
+same directory, flushed and fsync'ed, then renamed over the old one (a rename
+within one filesystem is atomic on POSIX), so a crash or ``kill -9`` at any
+moment leaves either the old or the new file, never a broken one.
+
+Example:
+    >>> import pathlib, tempfile, torch
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_checkpoint({"format": FORMAT, "version": VERSION, "x": torch.ones(2)}, d / "a.pt")
+    >>> torch.load(d / "a.pt", weights_only=True)["x"]
+    tensor([1., 1.])
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import secrets
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.errors import CheckpointError
+
+FORMAT = "cnnlab-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model", "epoch", "config", "num_classes", "in_channels")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name in the same directory (same filesystem: the rename is atomic), created
+    # with open(..., "xb") so that it gets the usual umask permissions, unlike mkstemp's 0600
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself is only durable once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a cnnlab checkpoint with ``weights_only=True``; anything else is a CheckpointError.
+
+    Example:
+        >>> load_checkpoint("/nonexistent.pt")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        cnnlab.errors.CheckpointError: checkpoint /nonexistent.pt does not exist; ...
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass the path of a best.pt or last.pt "
+            "from a run directory")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass {path / 'best.pt'} or "
+                              f"{path / 'last.pt'}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a safe cnnlab checkpoint (loading it would run code: {first}); "
+            "only load checkpoints written by cnnlab train") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is truncated or not a checkpoint ({type(e).__name__}); "
+            "use the run's other checkpoint (best.pt/last.pt) or retrain") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a cnnlab checkpoint (no format={FORMAT!r} entry); "
+            "pass a best.pt or last.pt written by cnnlab train")
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')!r}, this cnnlab reads "
+            f"version {VERSION}; retrain with this version")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing or not isinstance(state["config"], dict):
+        raise CheckpointError(
+            f"{path} lacks the entries {missing or ['config']}; it is damaged, retrain")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state a run uses, as weights_only-loadable values."""
+    import numpy as np
+
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                  float(cached)],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    import numpy as np
+
+    torch.set_rng_state(state["torch"].cpu())
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def check_fits(state: dict[str, Any], path: str | os.PathLike, *, model: str | None = None,
+               num_classes: int | None = None, in_channels: int | None = None) -> None:
+    """CheckpointError if the checkpoint was trained for another model or data shape."""
+    cfg = state["config"]
+    if model is not None and cfg.get("model") != model:
+        raise CheckpointError(
+            f"{path} holds a {cfg.get('model')!r} model, not {model!r}; "
+            f"pass --model {cfg.get('model')} or a checkpoint of {model}")
+    if num_classes is not None and state["num_classes"] != num_classes:
+        raise CheckpointError(
+            f"{path} was trained for {state['num_classes']} classes, the data has "
+            f"{num_classes}; use a dataset with {state['num_classes']} classes")
+    if in_channels is not None and state["in_channels"] != in_channels:
+        raise CheckpointError(
+            f"{path} expects {state['in_channels']} input channels, the data has "
+            f"{in_channels}; use matching data")
+
+
+def model_from_checkpoint(path: str | os.PathLike, map_location: Any = "cpu"):
+    """Rebuild the trained model: ``(nn.Module in eval mode, TrainConfig, checkpoint dict)``.
+
+    Example:
+        >>> net, cfg, ckpt = model_from_checkpoint("runs/lenet/best.pt")  # doctest: +SKIP
+        >>> cfg.model, ckpt["best"]  # doctest: +SKIP
+        ('lenet', 0.83)
+    """
+    from cnnlab.models import create_model
+    from cnnlab.train.config import TrainConfig
+
+    state = load_checkpoint(path, map_location=map_location)
+    try:
+        cfg = TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} holds an unusable config ({e}); retrain") from None
+    cfg.out_dir = None  # never write where a checkpoint says: it may come from elsewhere
+    size = state.get("image_size") or [cfg.resize]
+    net = create_model(cfg.model, num_classes=state["num_classes"],
+                       in_channels=state["in_channels"], input_size=int(size[0]),
+                       **(cfg.extra or {}))
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path} does not fit model {cfg.model!r} ({first}); it was written by another "
+            "version of the model, retrain") from None
+    net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
+    net.eval()
+    return net, cfg, state

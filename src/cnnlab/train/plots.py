@@ -1,0 +1,114 @@
+"""Training figures: the book's board (loss and accuracy against epoch) and a confusion matrix.
+
+The curves follow d2l's ``ProgressBoard`` look: train_loss solid, val_loss
+dashed, val_acc dash-dot, x = epoch. Files are drawn with matplotlib's Agg
+backend (no display needed); inside Jupyter the same figure is also shown live.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "curves.png"
+    >>> rows = [{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9, "val_acc": 0.6},
+    ...         {"epoch": 2, "train_loss": 0.7, "val_loss": 0.8, "val_acc": 0.7}]
+    >>> plot_curves(rows, p).exists()
+    True
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# the book's colours and line styles for (train_loss, val_loss, val_acc)
+_CURVES = (("train_loss", "-", "C0"), ("val_loss", "--", "C1"), ("val_acc", "-.", "C2"))
+
+
+def _figure(size: tuple[float, float]):
+    # A Figure with an Agg canvas, independent of pyplot's global backend and state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def curves_figure(history: Sequence[dict[str, Any]], title: str | None = None):
+    """A matplotlib Figure of train_loss, val_loss and val_acc against epoch."""
+    fig = _figure((4.5, 3.2))
+    ax = fig.add_subplot()
+    epochs = [row["epoch"] for row in history]
+    for key, style, colour in _CURVES:
+        ys = [row.get(key) for row in history]
+        if any(y is not None for y in ys):
+            ax.plot(epochs, ys, linestyle=style, color=colour, label=key)
+    ax.set_xlabel("epoch")
+    if epochs:
+        ax.set_xlim(min(epochs) - 0.05, max(max(epochs), 2) + 0.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
+                title: str | None = None) -> Path:
+    """Write the board to ``path`` (PNG) and return the path."""
+    path = Path(path)
+    fig = curves_figure(history, title)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)  # a viewer never sees a half-written PNG
+    return path
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                   path: str | Path, title: str | None = None) -> Path:
+    """Write a confusion matrix (rows: true class, columns: predicted) to ``path``."""
+    import numpy as np
+
+    path = Path(path)
+    cm = np.asarray(confusion, dtype=np.int64)
+    n = len(cm)
+    fig = _figure((1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    ax = fig.add_subplot()
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    labels = list(classes) if len(classes) == n else [str(i) for i in range(n)]
+    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if cm[i, j] > threshold else "black")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where the board can be shown live)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def show_live(history: Sequence[dict[str, Any]], title: str | None = None) -> None:
+    """Redraw the board in the notebook output cell (replaces the previous drawing)."""
+    from IPython.display import clear_output, display
+
+    clear_output(wait=True)
+    display(curves_figure(history, title))

@@ -1,0 +1,92 @@
+"""The files of a run directory: config.json, metrics.csv/.jsonl, curves.png, confusion.png.
+
+Checkpoints (best.pt, last.pt) are written by the Trainer through
+:mod:`cnnlab.train.checkpoint`. Only rank 0 owns a RunFiles.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from cnnlab.train.config import TrainConfig
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> files = RunFiles(d, TrainConfig(epochs=1))
+    >>> files.start([])
+    >>> sorted(p.name for p in d.iterdir())
+    ['config.json', 'metrics.csv', 'metrics.jsonl']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import ConfigError
+from cnnlab.train.config import TrainConfig
+
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+           "images_per_s")
+
+
+class RunFiles:
+    """Writes the non-checkpoint files of one run directory."""
+
+    def __init__(self, directory: str | Path, config: TrainConfig, resumed: bool = False):
+        self.dir = Path(directory)
+        self.config = config
+        self.resumed = resumed
+
+    def start(self, history: Sequence[dict[str, Any]]) -> None:
+        """Create the directory, write config.json, (re)write the metrics from ``history``."""
+        if not self.resumed and (self.dir / "last.pt").exists():
+            raise ConfigError(
+                f"{self.dir} already holds a run (last.pt); continue it with --resume auto "
+                "--out DIR, or pick another --out")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".*.pt.*.tmp"):  # left by a kill during a save
+            stale.unlink(missing_ok=True)
+        cfg = self.config.to_dict()
+        cfg["out_dir"] = str(self.dir)
+        (self.dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        self._rewrite(history)
+
+    def _rewrite(self, history: Sequence[dict[str, Any]]) -> None:
+        # A resumed run's metrics are exactly its checkpoint's history, whatever the
+        # killed process had appended after its last checkpoint.
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+        (self.dir / "metrics.csv").write_text(buf.getvalue())
+        (self.dir / "metrics.jsonl").write_text(
+            "".join(json.dumps(row) + "\n" for row in history))
+        if history:
+            self.plot(history)
+
+    def add_row(self, row: dict[str, Any], history: Sequence[dict[str, Any]]) -> None:
+        """Append one epoch to the metrics files and redraw curves.png."""
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore").writerow(row)
+        with open(self.dir / "metrics.csv", "a") as f:
+            f.write(buf.getvalue())
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.plot(history)
+
+    def plot(self, history: Sequence[dict[str, Any]]) -> None:
+        from cnnlab.train.plots import plot_curves
+
+        plot_curves(history, self.dir / "curves.png", title=self._title())
+
+    def finish(self, confusion: list[list[int]] | None, classes: list[str]) -> None:
+        """Draw confusion.png (of the last validation) and say where everything is."""
+        if confusion is not None:
+            from cnnlab.train.plots import plot_confusion
+
+            plot_confusion(confusion, classes, self.dir / "confusion.png", title=self._title())
+        print(f"run directory: {self.dir}", flush=True)
+
+    def _title(self) -> str:
+        c = self.config
+        return f"{c.model} on {c.dataset}, lr {c.lr:g}, batch {c.batch_size}"

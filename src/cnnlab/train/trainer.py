@@ -1,0 +1,460 @@
+"""The one training loop: d2l's ``Trainer.fit`` plus what a real run needs.
+
+Per batch it does what the book's loop does (forward, cross-entropy, backward,
+SGD step, sections 3.4 and 7.6), and around it: lr schedules, mixed precision,
+gradient clipping, a progress bar, a history, plots, atomic checkpoints,
+bitwise-reproducible resume, divergence detection and DistributedDataParallel.
+
+The loop never waits for the device per batch: loss and accuracy are summed
+as device tensors and read once per epoch (and every ``SYNC_EVERY`` steps for
+the progress bar and the NaN check).
+
+Example:
+    >>> from cnnlab.train import Trainer, TrainConfig
+    >>> cfg = TrainConfig(model="lenet", dataset="synthetic", epochs=1,
+    ...                   num_train=256, limit_val_batches=2)
+    >>> history = Trainer(cfg, save=False).fit()  # doctest: +SKIP
+    >>> sorted(history[0])  # doctest: +SKIP
+    ['epoch', 'images_per_s', 'lr', 'seconds', 'train_acc', 'train_loss', 'val_acc', 'val_loss']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import random
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import ConfigError, TrainingDiverged
+from cnnlab.train import checkpoint as ckpt
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.distributed import DistContext, unwrap
+from cnnlab.train.runfiles import RunFiles
+from cnnlab.train.schedules import make_scheduler
+
+SYNC_EVERY = 20  # steps between host reads of the running loss (progress bar, NaN check)
+DRY_RUN_BATCHES = 2
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train a model as ``config`` says; see the module docstring.
+
+    ``model``, ``data``, ``loss_fn`` and ``optimizer`` override what the config
+    would build. ``resume``: a checkpoint to continue from. ``save=False``:
+    write no run directory. ``live_plot``: redraw the curves in Jupyter
+    (default: when running in a notebook kernel).
+    """
+
+    def __init__(self, config: TrainConfig, model: nn.Module | None = None, data: Any = None,
+                 loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
+                 callbacks: Sequence[Any] = (), *, resume: str | Path | None = None,
+                 save: bool = True, live_plot: bool | None = None) -> None:
+        from cnnlab.train.resolve import resolve_config
+
+        if model is None:
+            if not getattr(config, "_resolved", False):  # resolve_config marks its output
+                config = resolve_config(config)
+        else:  # a user's own nn.Module: no registry entry to take book values from
+            config = TrainConfig.from_dict(config.to_dict())
+            config.epochs = config.epochs or 10
+            config.batch_size = config.batch_size or 128
+            config.lr = config.lr or 0.1
+            config.validate()
+        self.config = config
+        self.dist = DistContext.from_env()
+        self.device = _device(config.device, self.dist.local_rank)
+        self.model = model
+        self.data = data
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.callbacks = list(callbacks)
+        self.resume = Path(resume) if resume else None
+        self.live_plot = live_plot
+        self.history: list[dict[str, Any]] = []
+        self.best = -math.inf
+        self.epoch = 0  # completed epochs
+        self.step = 0  # optimizer steps so far
+        self._run_dir = self._choose_run_dir(save)
+        self.files: RunFiles | None = None
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def run_dir(self) -> Path | None:
+        """Where this run writes (None: writes nothing, e.g. dry runs and ranks > 0)."""
+        return self._run_dir
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def _choose_run_dir(self, save: bool) -> Path | None:
+        cfg = self.config
+        if not save or not self.dist.is_main:
+            return None
+        if self.resume is not None:  # a checkpoint's own out_dir is never trusted
+            return self.resume.resolve().parent
+        if cfg.out_dir:
+            return Path(cfg.out_dir)
+        if cfg.dry_run:
+            return None
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path("runs") / f"{cfg.model}-{stamp}"
+        path, i = base, 1
+        while path.exists():
+            i += 1
+            path = base.with_name(f"{base.name}-{i}")
+        return path
+
+    def _build(self) -> None:
+        cfg = self.config
+        if self.data is None:
+            from cnnlab.data import DataModule
+
+            self.data = DataModule(
+                name=cfg.dataset, batch_size=cfg.batch_size, resize=cfg.resize,
+                root=cfg.data_dir, device=str(self.device), normalize=cfg.normalize,
+                augment=cfg.augment, seed=cfg.seed, num_train=cfg.num_train,
+                rank=self.dist.rank, world_size=self.dist.world_size)
+        if self.model is None:
+            from cnnlab.models import create_model
+
+            self.model = create_model(cfg.model, num_classes=self.data.num_classes,
+                                      in_channels=self.data.in_channels,
+                                      input_size=int(self.data.image_size[0]),
+                                      **(cfg.extra or {}))
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.loss_fn is None:
+            self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+            self.val_loss_fn = nn.CrossEntropyLoss()  # the book's val loss, comparable across runs
+        else:
+            self.val_loss_fn = self.loss_fn
+        if self.optimizer is None:
+            self.optimizer = build_optimizer(self.model.parameters(), cfg, self.device)
+        n = len(self.data.train_dataloader())
+        self.steps_per_epoch = min(n, self._limit(cfg.limit_train_batches))
+        if self.steps_per_epoch < 1:
+            raise ConfigError("the training set gives no batch; use a smaller --batch-size "
+                              "or more --num-train images")
+        self.scheduler = make_scheduler(self.optimizer, cfg.schedule,
+                                        self.epochs * self.steps_per_epoch,
+                                        round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        net = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        if cfg.compile:
+            net = torch.compile(net)
+        self.net = net
+
+    @property
+    def epochs(self) -> int:
+        return 1 if self.config.dry_run else int(self.config.epochs)
+
+    def _limit(self, value: int | None) -> int:
+        if self.config.dry_run:
+            return DRY_RUN_BATCHES
+        return value if value else sys.maxsize
+
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _load_resume(self) -> None:
+        state = ckpt.load_checkpoint(self.resume, map_location=self.device)
+        ckpt.check_fits(state, self.resume, num_classes=self.data.num_classes,
+                        in_channels=self.data.in_channels)
+        unwrap(self.model).load_state_dict(state["model"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ckpt.CheckpointError(
+                f"{self.resume} does not fit this run's optimizer ({e}); "
+                "resume with the same --optimizer and --schedule") from None
+        ckpt.set_rng_state(state["rng"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = [dict(r) for r in state.get("history", [])]
+        self.best = float(state.get("best", -math.inf))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs; return the history (one dict per epoch)."""
+        cfg = self.config
+        old_threads = torch.get_num_threads()
+        old_det = torch.are_deterministic_algorithms_enabled()
+        try:
+            if cfg.num_threads:
+                torch.set_num_threads(cfg.num_threads)
+            if cfg.deterministic:
+                torch.use_deterministic_algorithms(True)
+                if self.device.type == "cuda":
+                    torch.backends.cudnn.benchmark = False
+            self.dist.start(self.device)
+            seed_everything(cfg.seed)
+            self._build()
+            if self.resume is not None:
+                self._load_resume()
+            if self._run_dir is not None:
+                self.files = RunFiles(self._run_dir, cfg, resumed=self.resume is not None)
+                self.files.start(self.history)
+            if self.live_plot is None:
+                from cnnlab.train.plots import in_notebook
+
+                self.live_plot = self.is_main and in_notebook()
+            if self.epoch >= self.epochs and self.is_main:
+                print(f"nothing to do: the run already has {self.epoch} epochs "
+                      f"(pass a larger --epochs to train on)", flush=True)
+            confusion = None
+            while self.epoch < self.epochs:
+                row, confusion = self._epoch()
+                self._end_epoch(row)
+            if self.files is not None:
+                self.files.finish(confusion, list(getattr(self.data, "classes", [])))
+            for cb in self.callbacks:
+                if hasattr(cb, "on_fit_end"):
+                    cb.on_fit_end(self)
+            return self.history
+        except KeyboardInterrupt:
+            if self.is_main and self.files is not None:
+                last = self.files.dir / "last.pt"
+                where = (f"{last} holds the {self.epoch} completed epochs; continue with "
+                         f"--resume {last}") if last.exists() else "no epoch completed"
+                print(f"\ninterrupted in epoch {self.epoch + 1}: {where}",
+                      file=sys.stderr, flush=True)
+            raise
+        finally:
+            self.dist.stop()
+            torch.set_num_threads(old_threads)
+            torch.use_deterministic_algorithms(old_det)
+
+    def _epoch(self) -> tuple[dict[str, Any], list[list[int]]]:
+        cfg, epoch = self.config, self.epoch
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
+        start = time.perf_counter()
+        self.net.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        count = 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = self._bar(epoch)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for i, (X, y) in enumerate(self.data.train_dataloader()):
+            if i >= self.steps_per_epoch:
+                break
+            if cfg.channels_last and X.dim() == 4:
+                X = X.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                Y_hat = self.net(X)
+                loss = self.loss_fn(Y_hat, y)
+            if loss.dim():
+                loss = loss.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used (host float)
+            self.scheduler.step()
+            self.step += 1
+            n = y.shape[0]
+            loss_sum += loss.detach().double() * n
+            correct += (Y_hat.detach().argmax(dim=1) == y).sum()
+            count += n
+            if bar is not None:
+                bar.update(1)
+            if (i + 1) % SYNC_EVERY == 0:  # the only per-step host syncs
+                running = self._check_finite(loss_sum, i + 1)
+                if bar is not None:
+                    secs = time.perf_counter() - start
+                    bar.set_postfix(loss=f"{running / count:.3f}",
+                                    acc=f"{correct.item() / count:.3f}",
+                                    img_s=f"{count * self.dist.world_size / secs:.0f}")
+        train_secs = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        totals = torch.stack([loss_sum, correct.double(),
+                              torch.tensor(float(count), dtype=torch.float64,
+                                           device=self.device)])
+        self.dist.all_reduce_sum(totals)
+        total_loss, total_correct, total = totals.tolist()
+        if not math.isfinite(total_loss):
+            self._diverged(total_loss, self.steps_per_epoch)
+        result = self.evaluate(limit=self._limit(cfg.limit_val_batches))
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "train_loss": total_loss / max(total, 1),
+               "train_acc": total_correct / max(total, 1), "val_loss": result["loss"],
+               "val_acc": result["acc"], "lr": lr, "seconds": round(seconds, 3),
+               "images_per_s": round(total / max(train_secs, 1e-9), 1)}
+        return row, result["confusion"]
+
+    def _check_finite(self, loss_sum: torch.Tensor, steps: int) -> float:
+        total = self.dist.all_reduce_sum(loss_sum.detach().clone()) if self.dist.enabled \
+            else loss_sum
+        value = total.item()
+        if not math.isfinite(value):
+            self._diverged(value, steps)
+        return loss_sum.item() if self.dist.enabled else value
+
+    def _diverged(self, value: float, steps: int) -> None:
+        where = ""
+        if self._run_dir is not None and (self._run_dir / "last.pt").exists():
+            where = f"; {self._run_dir / 'last.pt'} keeps the last good epoch ({self.epoch})"
+        lr = self.config.lr or self.optimizer.param_groups[0]["lr"]
+        raise TrainingDiverged(
+            f"the training loss became {value} in epoch {self.epoch + 1} by step {steps}: "
+            f"lower the learning rate (--lr {lr / 10:g}) or add --grad-clip 1{where}")
+
+    def _bar(self, epoch: int):
+        if not (self.is_main and sys.stderr.isatty()):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
+                    leave=False, file=sys.stderr, unit="batch", dynamic_ncols=True)
+
+    def _end_epoch(self, row: dict[str, Any]) -> None:
+        self.epoch += 1
+        self.history.append(row)
+        improved = row["val_acc"] > self.best
+        if improved:
+            self.best = row["val_acc"]
+        if self.is_main:
+            print(format_row(row, self.epochs), flush=True)
+        if self.files is not None:
+            state = self.checkpoint_state()
+            # best.pt before last.pt: a kill between the two leaves last.pt one epoch
+            # behind, and the resumed run rewrites best.pt identically.
+            if improved:
+                ckpt.save_checkpoint(state, self.files.dir / "best.pt")
+            ckpt.save_checkpoint(state, self.files.dir / "last.pt")
+            self.files.add_row(row, self.history)
+        if self.live_plot:
+            from cnnlab.train.plots import show_live
+
+            show_live(self.history, self.config.model)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_epoch_end"):
+                cb.on_epoch_end(self, row)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The checkpoint dict of the current state (see docs/DESIGN.md)."""
+        cfg = self.config.to_dict()
+        if self._run_dir is not None:
+            cfg["out_dir"] = str(self._run_dir)
+        data = self.data
+        return {
+            "format": ckpt.FORMAT, "version": ckpt.VERSION,
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "epoch": self.epoch, "step": self.step, "config": cfg,
+            "best": self.best, "history": [dict(r) for r in self.history],
+            "classes": [str(c) for c in getattr(data, "classes", [])],
+            "num_classes": int(data.num_classes), "in_channels": int(data.in_channels),
+            "image_size": [int(s) for s in data.image_size],
+            "normalization": _normalization(data),
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable | None = None, limit: int | None = None
+                 ) -> dict[str, Any]:
+        """Loss, accuracy and confusion matrix (rows: true class) on ``loader`` (default: val)."""
+        if not hasattr(self, "net"):
+            self.dist.start(self.device)
+            self._build()
+        model = unwrap(self.model)
+        was_training = model.training
+        model.eval()
+        if loader is None:
+            loader = self.data.val_dataloader()
+        k = int(self.data.num_classes)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        confusion = torch.zeros(k * k, dtype=torch.int64, device=self.device)
+        limit = limit or sys.maxsize
+        for i, (X, y) in enumerate(loader):
+            if i >= limit:
+                break
+            if self.config.channels_last and X.dim() == 4:
+                X = X.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                Y_hat = model(X)
+                if self.config.tta:  # average with the mirror image's logits
+                    Y_hat = (Y_hat + model(torch.flip(X, dims=(-1,)))) / 2
+                loss = self.val_loss_fn(Y_hat, y)
+            loss_sum += loss.detach().double().mean() * y.shape[0]
+            confusion += torch.bincount(y * k + Y_hat.argmax(dim=1), minlength=k * k)
+        model.train(was_training)
+        if self.dist.enabled and getattr(self.data, "world_size", 1) > 1:  # val is sharded
+            self.dist.all_reduce_sum(loss_sum)
+            self.dist.all_reduce_sum(confusion)
+        cm = confusion.view(k, k)
+        total = int(cm.sum().item())
+        return {"loss": loss_sum.item() / max(total, 1),
+                "acc": int(cm.diagonal().sum().item()) / max(total, 1),
+                "confusion": cm.tolist()}
+
+
+def _normalization(data: Any) -> dict[str, list[float]] | None:
+    """The (mean, std) the data module standardised with, for `cnnlab predict`."""
+    mean, std = getattr(data, "mean", None), getattr(data, "std", None)
+    if not getattr(data, "normalize", False) or mean is None or std is None:
+        return None
+    return {"mean": torch.as_tensor(mean, dtype=torch.float64).flatten().tolist(),
+            "std": torch.as_tensor(std, dtype=torch.float64).flatten().tolist()}
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
+                    device: torch.device) -> torch.optim.Optimizer:
+    """sgd (the book's) | momentum (0.9, Nesterov) | adamw; fused kernels on CUDA."""
+    fast = {"fused": True} if device.type == "cuda" else {}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fast)
+    if cfg.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True,
+                               weight_decay=cfg.weight_decay, **fast)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fast)
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    """The line printed after each epoch (stays in logs; the bar does not)."""
+    return (f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.3f}  "
+            f"train_acc {row['train_acc']:.3f}  val_loss {row['val_loss']:.3f}  "
+            f"val_acc {row['val_acc']:.3f}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
+            f"{row['images_per_s']:.0f} img/s")
