@@ -1,0 +1,113 @@
+"""Swap the layers of a built model for faster CPU equivalents, keeping every name.
+
+``accelerate(model, device)`` replaces, in place, each ``nn.Conv2d`` whose shape
+the fast kernels of :mod:`cnnlab.ops.fast` handle (stride 1, no groups, few
+channels, e.g. LeNet's 1->6 and 6->16) with :class:`FastConv2d`, and each
+non-overlapping ``nn.AvgPool2d`` with :class:`FastAvgPool2d`. Both are subclasses
+of the torch modules with the same parameter objects, so ``state_dict`` keys,
+optimizers built before or after, checkpoints and printing are unchanged. On a
+non-CPU device, or for a model with nothing to swap, it is a no-op. Measured
+gains: benchmarks/results/lenet.md.
+
+Example:
+    >>> import torch
+    >>> from cnnlab.models import create_model
+    >>> from cnnlab.accel import accelerate
+    >>> net = create_model("lenet")
+    >>> keys = list(net.state_dict())
+    >>> net = accelerate(net, "cpu")
+    >>> list(net.state_dict()) == keys
+    True
+    >>> type(net.conv1).__name__
+    'FastConv2d'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.ops.fast import avg_pool2d_fast, conv2d_fast, conv_supported
+
+__all__ = ["FastAvgPool2d", "FastConv2d", "accelerate"]
+
+# Where the custom kernels pay (measured on 2 EPYC cores, benchmarks/results/lenet.md):
+# few channels, where oneDNN's backward kernels are latency-bound. Wider layers keep
+# the library convolution.
+MAX_IN_CHANNELS = 16
+MAX_OUT_CHANNELS = 32
+
+
+class FastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose training step uses :func:`cnnlab.ops.fast.conv2d_fast`."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if (isinstance(self.padding, str) or self.padding_mode != "zeros"
+                or not conv_supported(X, self.weight, self.stride, self.dilation, self.groups)):
+            return super().forward(X)
+        return conv2d_fast(X, self.weight, self.bias, self.padding)
+
+
+class FastAvgPool2d(nn.AvgPool2d):
+    """``nn.AvgPool2d`` (kernel = stride, no padding) computed by reshaped sums."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.dim() != 4 or X.device.type != "cpu" or not X.is_floating_point():
+            return super().forward(X)
+        return avg_pool2d_fast(X, _side(self.kernel_size))
+
+
+def _side(v: Any) -> int | None:
+    """The common side of a square int/tuple size, else None."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, (tuple, list)) and len(v) == 2 and v[0] == v[1]:
+        return int(v[0])
+    return None
+
+
+def _fast_conv(m: nn.Module) -> FastConv2d | None:
+    if type(m) is not nn.Conv2d or m.groups != 1 or m.stride != (1, 1) \
+            or m.dilation != (1, 1) or isinstance(m.padding, str) or m.padding_mode != "zeros" \
+            or m.in_channels > MAX_IN_CHANNELS or m.out_channels > MAX_OUT_CHANNELS:
+        return None
+    new = FastConv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding,
+                     bias=m.bias is not None, device="meta")
+    new.weight = m.weight  # the same Parameter objects: optimizers and checkpoints agree
+    new.bias = m.bias
+    new.train(m.training)
+    return new
+
+
+def _fast_pool(m: nn.Module) -> FastAvgPool2d | None:
+    if type(m) is not nn.AvgPool2d:
+        return None
+    k, s = _side(m.kernel_size), _side(m.stride if m.stride is not None else m.kernel_size)
+    if k is None or k != s or _side(m.padding) != 0 or m.ceil_mode \
+            or m.divisor_override is not None:
+        return None
+    new = FastAvgPool2d(k, k)
+    new.train(m.training)
+    return new
+
+
+def accelerate(model: nn.Module, config_or_device: Any = "cpu") -> nn.Module:
+    """Swap supported layers of ``model`` in place for fast CPU versions; return ``model``.
+
+    ``config_or_device``: a device, a device string, or an object with a ``device``
+    attribute (a TrainConfig; ``"auto"`` means CPU when CUDA is unavailable). Not on
+    CPU: nothing changes.
+    """
+    device = getattr(config_or_device, "device", config_or_device)
+    if device == "auto" or device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type != "cpu":
+        return model
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            new = _fast_conv(child) or _fast_pool(child)
+            if new is not None:
+                setattr(parent, name, new)
+    return model
