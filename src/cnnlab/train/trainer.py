@@ -147,6 +147,13 @@ class Trainer:
                                       in_channels=self.data.in_channels,
                                       input_size=int(self.data.image_size[0]),
                                       **(cfg.extra or {}))
+            if self.device.type == "cpu" and not cfg.compile:
+                # Added by the performance work (issue 7): swap small-channel convs and
+                # 2x2 avg-pools for the fast CPU kernels of cnnlab.ops.fast. Same Parameter
+                # objects and state_dict keys; a no-op for models it cannot help.
+                from cnnlab.accel import accelerate
+
+                accelerate(self.model, self.device)
         self.model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
