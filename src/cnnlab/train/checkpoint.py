@@ -20,7 +20,7 @@ import os
 import pickle
 import random
 import secrets
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise CheckpointError(f"{path} is a directory; pass {path / 'best.pt'} or "
                               f"{path / 'last.pt'}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: we refuse
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path} is not a safe cnnlab checkpoint (loading it would run code: {first}); "
             "only load checkpoints written by cnnlab train") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
         raise CheckpointError(
             f"{path} is truncated or not a checkpoint ({type(e).__name__}); "
             "use the run's other checkpoint (best.pt/last.pt) or retrain") from None
