@@ -24,35 +24,38 @@ SHAPE_CLASSES = ["square", "circle", "triangle", "plus", "h-bar",
                  "v-bar", "ring", "x", "diagonal", "dots"]
 
 
-def _shape_masks(label: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, r: torch.Tensor,
-                 t: torch.Tensor) -> torch.Tensor:
-    """Boolean (B, H, W) masks: pixel (y, x) lies inside the shape of each sample's class.
+def _shape_mask(c: int, dx: torch.Tensor, dy: torch.Tensor, r: torch.Tensor,
+                t: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, H, W) mask: pixel (y, x) lies inside a shape of class ``c``.
 
     ``dx, dy``: pixel offsets from each shape's centre (B, H, W); ``r``: half size
     and ``t``: half stroke width in pixels, both (B, 1, 1).
     """
     ax, ay = dx.abs(), dy.abs()
     box = torch.maximum(ax, ay) <= r
-    dist = torch.sqrt(dx * dx + dy * dy)
-    k = 0.62 * r  # offset of the four dots from the centre
-    dots = torch.stack([(dx - sx * k) ** 2 + (dy - sy * k) ** 2
-                        for sx in (-1, 1) for sy in (-1, 1)]).amin(0) <= (t + 0.8) ** 2
-    candidates = [
-        box,                                                    # square
-        dist <= r,                                              # circle (disk)
-        (ay <= r) & (ax <= (dy + r) * 0.55),                    # triangle, apex up
-        ((ax <= t) & (ay <= r)) | ((ay <= t) & (ax <= r)),      # plus
-        (ay <= t + 0.5) & (ax <= r),                            # horizontal bar
-        (ax <= t + 0.5) & (ay <= r),                            # vertical bar
-        (dist - r).abs() <= t * 0.8,                            # ring
-        (((dx - dy).abs() <= t * 1.3) | ((dx + dy).abs() <= t * 1.3)) & box,  # X
-        ((dx - dy).abs() <= t * 1.3) & box,                     # diagonal
-        dots,                                                   # four dots
-    ]
-    masks = torch.zeros_like(box)
-    for c, m in enumerate(candidates):  # a loop over the 10 classes, not over samples
-        masks |= m & (label == c).view(-1, 1, 1)
-    return masks
+    name = SHAPE_CLASSES[c]
+    if name == "square":
+        return box
+    if name == "circle":
+        return dx * dx + dy * dy <= r * r
+    if name == "triangle":  # apex up
+        return (ay <= r) & (ax <= (dy + r) * 0.55)
+    if name == "plus":
+        return ((ax <= t) & (ay <= r)) | ((ay <= t) & (ax <= r))
+    if name == "h-bar":
+        return (ay <= t + 0.5) & (ax <= r)
+    if name == "v-bar":
+        return (ax <= t + 0.5) & (ay <= r)
+    if name == "ring":
+        return (torch.sqrt(dx * dx + dy * dy) - r).abs() <= t * 0.8
+    if name == "x":
+        return (((dx - dy).abs() <= t * 1.3) | ((dx + dy).abs() <= t * 1.3)) & box
+    if name == "diagonal":
+        return ((dx - dy).abs() <= t * 1.3) & box
+    k = 0.62 * r  # dots: four discs at (+-k, +-k) from the centre
+    d2 = torch.stack([(dx - sx * k) ** 2 + (dy - sy * k) ** 2
+                      for sx in (-1, 1) for sy in (-1, 1)]).amin(0)
+    return d2 <= (t + 0.8) ** 2
 
 
 def _draw(n: int, gen: torch.Generator, size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,9 +73,12 @@ def _draw(n: int, gen: torch.Generator, size: int = 28) -> tuple[torch.Tensor, t
     cx = torch.minimum(torch.maximum(cx, reach), size - 1 - reach)
     cy = torch.minimum(torch.maximum(cy, reach), size - 1 - reach)
     coords = torch.arange(size, dtype=torch.float32)
-    dx = coords.view(1, 1, -1) - cx
-    dy = coords.view(1, -1, 1) - cy
-    mask = _shape_masks(label, dx, dy, r, t)
+    mask = torch.zeros(n, size, size, dtype=torch.bool)
+    for c in range(len(SHAPE_CLASSES)):  # a loop over the 10 classes, not over samples
+        sel = (label == c).nonzero().flatten()
+        dx = coords.view(1, 1, -1) - cx[sel]
+        dy = coords.view(1, -1, 1) - cy[sel]
+        mask[sel] = _shape_mask(c, dx, dy, r[sel], t[sel])
     intensity = uniform(140.0, 255.0)
     noise = 14.0 * torch.randn(n, size, size, generator=gen)
     X = (mask.float() * intensity + noise).clamp(0, 255).round().to(torch.uint8)
