@@ -110,6 +110,7 @@ def register(subparsers) -> None:
     p.add_argument("--num-train", type=int, metavar="N", help="first N training images only")
     p.add_argument("--limit-train-batches", type=int, metavar="N")
     p.add_argument("--limit-val-batches", type=int, metavar="N")
+    p.add_argument("--num-threads", type=int, metavar="N")
     p.set_defaults(func=_reproduce)
 
 
@@ -199,7 +200,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/reproduce-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     overrides = {k: getattr(args, k) for k in
-                 ("num_train", "limit_train_batches", "limit_val_batches")
+                 ("num_train", "limit_train_batches", "limit_val_batches", "num_threads")
                  if getattr(args, k) is not None}
     rows = reproduce(experiment_names(args.which), out, epochs=args.epochs,
                      dataset=args.dataset, data_dir=args.data_dir, device=args.device,
