@@ -1,0 +1,137 @@
+"""`cnnlab viz`: pictures of a trained network, written as PNG files (d2l 7.2-7.6)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+_KINDS = {
+    "kernels": "the first convolution's kernels as a grid",
+    "features": "feature maps of each convolution stage for one image",
+    "activations": "per-layer activations for test images vs noise vs unfamiliar images",
+    "errors": "the most confidently wrong test images, with true and predicted class",
+    "confusion": "the confusion matrix on the test images",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "viz", help="pictures of a trained model: kernels, features, activations, errors",
+        description="Draw what a trained checkpoint learned and where it fails; each "
+        "command writes a PNG and prints the numbers behind it.")
+    sub = p.add_subparsers(dest="viz_command", metavar="KIND", required=True)
+    for kind, help_text in _KINDS.items():
+        q = sub.add_parser(kind, help=help_text, description=help_text[0].upper() +
+                           help_text[1:] + ".")
+        q.add_argument("checkpoint", metavar="CKPT", help="a checkpoint (runs/.../best.pt)")
+        if kind == "features":
+            q.add_argument("image", nargs="?", metavar="IMAGE",
+                           help="a PNG/JPEG file (default: a test image, see --index)")
+            q.add_argument("--index", type=int, default=None,
+                           help="use test image number N instead of a file (default 0)")
+            q.add_argument("--invert", action="store_true",
+                           help="invert the image file (dark object on white -> light on "
+                           "black, as in Fashion-MNIST)")
+            q.add_argument("--channels", type=int, default=8, help="channels per stage (8)")
+        if kind == "errors":
+            q.add_argument("--top", type=int, default=16, help="how many mistakes to show (16)")
+        if kind == "activations":
+            q.add_argument("--ood", choices=("auto", "mnist", "synthetic", "inverted"),
+                           default="auto", help="the unfamiliar input: MNIST digits when "
+                           "present (auto), the synthetic shapes, or inverted test images")
+        if kind != "kernels":
+            q.add_argument("--dataset", default=None,
+                           help="fashion-mnist | mnist | synthetic (default: the checkpoint's)")
+            q.add_argument("--data-dir", default=None, help="folder with the dataset files")
+            q.add_argument("--num-images", type=int,
+                           default=512 if kind == "activations" else None,
+                           help="use only the first N test images (default: "
+                           + ("512)" if kind == "activations" else "all)"))
+        q.add_argument("--out", default=f"{kind}.png", help=f"PNG to write ({kind}.png)")
+        q.add_argument("--dpi", type=int, default=110, help="resolution of the PNG (110)")
+        q.set_defaults(func=run)
+
+
+def _data(args: argparse.Namespace, cfg, ckpt: dict):
+    from cnnlab.data import DataModule
+
+    size = [int(s) for s in (ckpt.get("image_size") or [28, 28])]
+    return DataModule(name=args.dataset or cfg.dataset, batch_size=256,
+                      resize=None if size == [28, 28] else tuple(size),
+                      root=args.data_dir or cfg.data_dir, normalize=cfg.normalize,
+                      download=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab import viz
+    from cnnlab.errors import ConfigError
+    from cnnlab.train import model_from_checkpoint
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {args.out}: cnnlab viz writes PNG files; use a name ending "
+                          "in .png")
+    for flag in ("num_images", "top", "channels"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    model, cfg, ckpt = model_from_checkpoint(args.checkpoint)
+    kind = args.viz_command
+    if kind == "kernels":
+        result = viz.kernels(model)
+        n = result.norms
+        print(f"{result.layer}: {tuple(result.weights.shape)}; kernel L2 norms "
+              f"min {float(n.min()):.3f} mean {float(n.mean()):.3f} max {float(n.max()):.3f}")
+    else:
+        data = _data(args, cfg, ckpt)
+        if kind == "features":
+            result = _features(args, model, data, ckpt)
+            for st in result.stages:
+                print(f"{st.layer}: {'x'.join(map(str, st.shape))}, channels shown "
+                      f"{st.channels}")
+        elif kind == "activations":
+            result = viz.activations(model, data, max_images=args.num_images, ood=args.ood)
+            print(result.table())
+        elif kind == "errors":
+            result = viz.errors(model, data, top=args.top, max_images=args.num_images)
+            print(result.table())
+        else:
+            result = viz.confusion(model, data, max_images=args.num_images)
+            print(result.table())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.figure.savefig(out, dpi=args.dpi)
+    w, h = (int(v) for v in result.figure.get_size_inches() * args.dpi)
+    print(f"wrote {out} (about {w}x{h} px)")
+    return 0
+
+
+def _features(args: argparse.Namespace, model, data, ckpt: dict):
+    import torch
+
+    from cnnlab import viz
+    from cnnlab.errors import ConfigError
+
+    if args.image is not None and args.index is not None:
+        raise ConfigError("give either IMAGE or --index N, not both")
+    if args.image is not None:
+        size = ckpt.get("image_size") or data.image_size
+        raw = viz.load_image(args.image, data.in_channels, size, invert=args.invert)
+        norm = ckpt.get("normalization")
+        if norm is None and data.normalize:
+            norm = {"mean": torch.as_tensor(data.mean).flatten().tolist(),
+                    "std": torch.as_tensor(data.std).flatten().tolist()}
+        X = viz.to_model_input(raw, norm)[0]
+        label = None
+    else:
+        index = args.index or 0
+        if not 0 <= index < data.num_val:
+            raise ConfigError(f"--index must be in 0..{data.num_val - 1}, got {index}")
+        ev = viz.eval_set(data, index + 1)
+        X, label = ev.X[index], int(ev.y[index])
+    result = viz.features(model, X, channels=args.channels, classes=data.classes)
+    if label is not None:
+        print(f"test image {args.index or 0}: true class {data.classes[label]}")
+    name = data.classes[result.prediction] if 0 <= result.prediction < len(data.classes) \
+        else result.prediction
+    print(f"predicted: {name} ({float(result.probabilities.max()):.1%})")
+    return result
