@@ -239,6 +239,8 @@ class Trainer:
                 from cnnlab.train.plots import in_notebook
 
                 self.live_plot = self.is_main and in_notebook()
+            if self.is_main:
+                print(self._banner(), flush=True)
             if self.epoch >= self.epochs and self.is_main:
                 print(f"nothing to do: the run already has {self.epoch} epochs "
                       f"(pass a larger --epochs to train on)", flush=True)
@@ -264,6 +266,15 @@ class Trainer:
             self.dist.stop()
             torch.set_num_threads(old_threads)
             torch.use_deterministic_algorithms(old_det)
+
+    def _banner(self) -> str:
+        cfg = self.config
+        where = f"; writing {self._run_dir}" if self._run_dir is not None else ""
+        ranks = f" x {self.dist.world_size} processes" if self.dist.enabled else ""
+        start = f" from epoch {self.epoch + 1}" if self.epoch else ""
+        return (f"training {cfg.model} on {cfg.dataset}: {self.epochs} epochs{start} of "
+                f"{self.steps_per_epoch} steps, batch {cfg.batch_size}{ranks}, "
+                f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.precision} on {self.device}{where}")
 
     def _epoch(self) -> tuple[dict[str, Any], list[list[int]]]:
         cfg, epoch = self.config, self.epoch
