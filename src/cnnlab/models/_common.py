@@ -50,9 +50,13 @@ def conv_out(n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int
 
 def smallest_side(side_fn: Callable[[int], int], limit: int = 4096) -> int:
     """The smallest input side n for which ``side_fn(n) >= 1`` (side_fn is non-decreasing)."""
-    lo, hi = 1, limit
-    if side_fn(hi) < 1:
-        raise ConfigError(f"no input side up to {limit} fits this architecture; check the arch")
+    hi = 1
+    while side_fn(hi) < 1:  # doubling first keeps the probes small (they may run forwards)
+        hi *= 2
+        if hi > limit:
+            raise ConfigError(f"no input side up to {limit} fits this architecture; "
+                              f"check the arch")
+    lo = hi // 2 + 1 if hi > 1 else 1
     while lo < hi:
         mid = (lo + hi) // 2
         if side_fn(mid) >= 1:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._common import check_positive, init_cnn
+from cnnlab.models._common import check_positive, conv_out, init_cnn
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import stem
 
@@ -92,7 +92,13 @@ class DenseNet(nn.Sequential):
             ("fc", nn.Linear(num_channels, num_classes)),
         ]))))
         super().__init__(OrderedDict(layers))
+        self.num_transitions = len(arch) - 1
         self.apply(init_cnn)
+
+    def feature_side(self, n: int) -> int:
+        """Side of the map entering global pooling for an n x n input (pixels)."""
+        n = conv_out(conv_out(n, 7, stride=2, padding=3), 3, stride=2, padding=1)  # stem
+        return n // 2 ** self.num_transitions  # 2x2 average pools, stride 2, no padding
 
 
 @register_model("densenet", family="densenet", input_size=96, lr=0.01)

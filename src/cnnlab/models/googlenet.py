@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab.models._common import check_positive, init_cnn
+from cnnlab.models._common import check_positive, conv_out, init_cnn
 from cnnlab.models.registry import register_model
 
 
@@ -91,6 +91,14 @@ class GoogLeNet(nn.Sequential):
         super().__init__(OrderedDict([("b1", b1), ("b2", b2), ("b3", b3), ("b4", b4),
                                       ("b5", b5), ("fc", nn.Linear(1024, num_classes))]))
         self.apply(init_cnn)
+
+    @staticmethod
+    def feature_side(n: int) -> int:
+        """Side of the map entering global pooling for an n x n input (pixels)."""
+        n = conv_out(n, 7, stride=2, padding=3)
+        for _ in range(4):  # the pools of b1-b4; Inception blocks keep the side
+            n = conv_out(n, 3, stride=2, padding=1)
+        return n
 
 
 @register_model("googlenet", family="googlenet", input_size=96, lr=0.01)

@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from cnnlab.models._common import check_positive, init_cnn
+from cnnlab.models._common import check_positive, conv_out, init_cnn
 from cnnlab.models.registry import register_model
 
 
@@ -56,6 +56,14 @@ class NiN(nn.Sequential):
             ("flatten", nn.Flatten()),
         ]))
         self.apply(init_cnn)
+
+    @staticmethod
+    def feature_side(n: int) -> int:
+        """Side of the map entering global pooling for an n x n input (pixels)."""
+        n = conv_out(n, 11, stride=4)
+        for _ in range(3):  # pool1-3; blocks 2-4 keep the side (padding (k - 1) / 2)
+            n = conv_out(n, 3, stride=2)
+        return n
 
 
 @register_model("nin", family="nin", input_size=224, lr=0.05)

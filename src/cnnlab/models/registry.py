@@ -138,42 +138,46 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, scratch
 
 
 def min_input_size(name: str, **kwargs: Any) -> int:
-    """The smallest square input side (pixels) that ``name`` accepts, found on the meta device.
+    """The smallest square input side (pixels) that ``name`` (built with ``kwargs``) accepts.
+
+    The zoo's models know the side of their last feature map as a function of the
+    input side (``feature_side``, the book's floor formula layer by layer); other
+    registered models are probed with forward passes on the meta device.
 
     Example:
-        >>> min_input_size("lenet"), min_input_size("alexnet") > 28
-        (12, True)
+        >>> min_input_size("lenet"), min_input_size("alexnet"), min_input_size("resnet18")
+        (12, 65, 1)
     """
     import torch
 
+    from cnnlab.models._common import smallest_side
+
     info = get_model_info(name)
-    key = (name, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
+    key = (name, _freeze(kwargs))
     if key in _MIN_SIZE_CACHE:
         return _MIN_SIZE_CACHE[key]
     fixed = _accepts(info.fn, "input_size")
-
-    def works(n: int) -> bool:
-        # Shapes only: meta tensors carry no data, so even VGG-11 costs microseconds.
-        with torch.device("meta"):
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        model = info.fn(num_classes=2, in_channels=1, **kwargs)
+    side_fn = getattr(model, "feature_side", None)
+    if callable(side_fn):
+        least = smallest_side(side_fn)
+    else:
+        def works(n: int) -> bool:
             try:
-                extra = {"input_size": n} if fixed else {}
-                model = info.fn(num_classes=2, in_channels=1, **kwargs, **extra).eval()
-                model(torch.zeros(1, 1, n, n))
+                if fixed:
+                    with torch.device("meta"):
+                        probe = info.fn(num_classes=2, in_channels=1, input_size=n, **kwargs)
+                else:
+                    probe = model
+                probe.eval()(torch.zeros(1, 1, n, n, device="meta"))
             except (RuntimeError, ValueError, ZeroDivisionError):
                 return False
-        return True
+            return True
 
-    lo, hi = 1, 1024
-    if not works(hi):
-        raise ConfigError(f"{name} accepts no input side up to {hi} with options {kwargs}")
-    while lo < hi:  # output sides are non-decreasing in the input side (floor formulas)
-        mid = (lo + hi) // 2
-        if works(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    _MIN_SIZE_CACHE[key] = lo
-    return lo
+        least = smallest_side(lambda n: 1 if works(n) else 0, limit=1024)
+    _MIN_SIZE_CACHE[key] = least
+    return least
 
 
 _MIN_SIZE_CACHE: dict[tuple, int] = {}

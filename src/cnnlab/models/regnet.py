@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from cnnlab.models._common import as_arch, check_positive, init_cnn
+from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import ResNeXtBlock
 
@@ -66,6 +66,12 @@ class AnyNet(nn.Sequential):
         super().__init__(OrderedDict(layers))
         self.arch = arch
         self.apply(init_cnn)
+
+    def feature_side(self, n: int) -> int:
+        """Side of the map entering global pooling for an n x n input (pixels)."""
+        for _ in range(1 + len(self.arch)):  # stem and every stage: 3x3 conv, stride 2, pad 1
+            n = conv_out(n, 3, stride=2, padding=1)
+        return n
 
 
 @register_model("regnetx32", family="regnet", input_size=96, lr=0.05)

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._common import as_arch, check_positive, init_cnn
+from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn
 from cnnlab.models.registry import register_model
 
 RESNET18_ARCH = ((2, 64), (2, 128), (2, 256), (2, 512))
@@ -204,6 +204,13 @@ class ResNet(nn.Sequential):
         super().__init__(OrderedDict(layers))
         self.arch = arch
         self.apply(init_cnn)
+
+    def feature_side(self, n: int) -> int:
+        """Side of the map entering global pooling for an n x n input (pixels)."""
+        n = conv_out(conv_out(n, 7, stride=2, padding=3), 3, stride=2, padding=1)  # stem
+        for _ in self.arch[1:]:  # every stage but the first halves: 3x3 conv, stride 2, pad 1
+            n = conv_out(n, 3, stride=2, padding=1)
+        return n
 
 
 def resnet(arch: Sequence[tuple[int, int]], num_classes: int = 10, in_channels: int = 1,
