@@ -9,7 +9,7 @@ points per epoch from per-batch values; here each epoch's mean is drawn at the m
 of its batches).
 
 The compatibility path: when the user overrides ``training_step``,
-``validation_step`` or ``plot``, passes a data module other than ``d2l.FashionMNIST``
+``validation_step``, ``plot`` or ``accuracy``, passes a data module other than ``d2l.FashionMNIST``
 (or one overriding its loaders), or ``configure_optimizers`` returns something that is
 not a ``torch.optim.Optimizer`` (the book's scratch ``SGD``), cnnlab cannot honour that
 in its own loop, so the book's loop runs instead, calling those methods per batch
@@ -169,6 +169,8 @@ class Trainer(HyperParameters):
             return False
         if _overrides(model, Module, "training_step") or _overrides(model, Module, "plot"):
             return False
+        if isinstance(model, Classifier) and _overrides(model, Classifier, "accuracy"):
+            return False  # cnnlab counts argmax hits; a custom accuracy needs the book's loop
         return type(model).validation_step in (Module.validation_step,
                                                Classifier.validation_step)
 
