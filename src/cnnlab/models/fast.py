@@ -80,15 +80,14 @@ class FastNet(nn.Module):
         return self.fc(self.flatten(self.pool(self.stages(self.stem(X))))) * self.scale
 
 
-@register_model("fastnet", family="fastnet", input_size=28, lr=0.4, epochs=3, batch_size=512)
+@register_model("fastnet", family="fastnet", input_size=28, lr=0.4)
 def fastnet(num_classes: int = 10, in_channels: int = 1, widths: Sequence[int] = (16, 32, 64),
             residual: Sequence[int] = (1,), scale: float = 0.125) -> FastNet:
     """Small ResNet-9-like net for 28x28 (~2.7 MFLOP per image): recipe fast-cpu."""
     return FastNet(num_classes, in_channels, widths, residual, scale)
 
 
-@register_model("fastnet-wide", family="fastnet", input_size=28, lr=0.4, epochs=10,
-                batch_size=512)
+@register_model("fastnet-wide", family="fastnet", input_size=28, lr=0.4)
 def fastnet_wide(num_classes: int = 10, in_channels: int = 1,
                  widths: Sequence[int] = (24, 48, 96, 192), residual: Sequence[int] = (0, 2),
                  scale: float = 0.125) -> FastNet:
