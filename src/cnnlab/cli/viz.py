@@ -52,14 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.set_defaults(func=run)
 
 
+# DataModules built in this process, by their arguments: `cnnlab viz` runs one command
+# per process, but scripts and tests that call main() several times load the data once
+_DATA_CACHE: dict[tuple, object] = {}
+
+
 def _data(args: argparse.Namespace, cfg, ckpt: dict):
     from cnnlab.data import DataModule
 
     size = [int(s) for s in (ckpt.get("image_size") or [28, 28])]
-    return DataModule(name=args.dataset or cfg.dataset, batch_size=256,
-                      resize=None if size == [28, 28] else tuple(size),
-                      root=args.data_dir or cfg.data_dir, normalize=cfg.normalize,
-                      download=False)
+    kw = dict(name=args.dataset or cfg.dataset, batch_size=256,
+              resize=None if size == [28, 28] else tuple(size),
+              root=args.data_dir or cfg.data_dir, normalize=bool(cfg.normalize), download=False)
+    key = tuple(sorted((k, str(v)) for k, v in kw.items()))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # keep at most one dataset in memory
+        _DATA_CACHE[key] = DataModule(**kw)
+    return _DATA_CACHE[key]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
         n = result.norms
         print(f"{result.layer}: {tuple(result.weights.shape)}; kernel L2 norms "
               f"min {float(n.min()):.3f} mean {float(n.mean()):.3f} max {float(n.max()):.3f}")
+    elif kind == "features":
+        result = _features(args, model, cfg, ckpt)
+        for st in result.stages:
+            print(f"{st.layer}: {'x'.join(map(str, st.shape))}, channels shown "
+                  f"{st.channels}")
     else:
         data = _data(args, cfg, ckpt)
-        if kind == "features":
-            result = _features(args, model, data, ckpt)
-            for st in result.stages:
-                print(f"{st.layer}: {'x'.join(map(str, st.shape))}, channels shown "
-                      f"{st.channels}")
-        elif kind == "activations":
+        if kind == "activations":
             result = viz.activations(model, data, max_images=args.num_images, ood=args.ood)
             print(result.table())
         elif kind == "errors":
@@ -105,33 +114,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _features(args: argparse.Namespace, model, data, ckpt: dict):
-    import torch
-
+def _features(args: argparse.Namespace, model, cfg, ckpt: dict):
     from cnnlab import viz
     from cnnlab.errors import ConfigError
 
     if args.image is not None and args.index is not None:
         raise ConfigError("give either IMAGE or --index N, not both")
     if args.image is not None:
-        size = ckpt.get("image_size") or data.image_size
-        raw = viz.load_image(args.image, data.in_channels, size, invert=args.invert)
+        # everything needed is in the checkpoint: no dataset to load
+        classes = list(ckpt.get("classes") or [])
+        size = ckpt.get("image_size") or [28, 28]
+        raw = viz.load_image(args.image, int(ckpt.get("in_channels", 1)), size,
+                             invert=args.invert)
         norm = ckpt.get("normalization")
-        if norm is None and data.normalize:
-            norm = {"mean": torch.as_tensor(data.mean).flatten().tolist(),
-                    "std": torch.as_tensor(data.std).flatten().tolist()}
-        X = viz.to_model_input(raw, norm)[0]
-        label = None
+        if norm is None and cfg.normalize:
+            data = _data(args, cfg, ckpt)
+            norm = {"mean": [float(v) for v in _flat(data.mean)],
+                    "std": [float(v) for v in _flat(data.std)]}
+        X, label = viz.to_model_input(raw, norm)[0], None
     else:
+        data = _data(args, cfg, ckpt)
+        classes = list(data.classes)
         index = args.index or 0
         if not 0 <= index < data.num_val:
             raise ConfigError(f"--index must be in 0..{data.num_val - 1}, got {index}")
         ev = viz.eval_set(data, index + 1)
         X, label = ev.X[index], int(ev.y[index])
-    result = viz.features(model, X, channels=args.channels, classes=data.classes)
-    if label is not None:
-        print(f"test image {args.index or 0}: true class {data.classes[label]}")
-    name = data.classes[result.prediction] if 0 <= result.prediction < len(data.classes) \
+        print(f"test image {index}: true class {classes[label]}")
+    result = viz.features(model, X, channels=args.channels, classes=classes)
+    name = classes[result.prediction] if 0 <= result.prediction < len(classes) \
         else result.prediction
     print(f"predicted: {name} ({float(result.probabilities.max()):.1%})")
     return result
+
+
+def _flat(value) -> list:
+    import torch
+
+    return torch.as_tensor(value).flatten().tolist()
