@@ -111,7 +111,7 @@ def summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> Sum
         >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
         >>> print(summary(net, (1, 1, 8, 8)).rows[0])  # doctest: +NORMALIZE_WHITESPACE
         SummaryRow(name='0', type='Conv2d', depth=1, output_shape=(1, 4, 6, 6), params=40,
-                   macs=324)
+                   macs=1296)
     """
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):

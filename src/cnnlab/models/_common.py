@@ -4,7 +4,7 @@ Example:
     >>> from torch import nn
     >>> from cnnlab.models._common import init_cnn, conv_out
     >>> net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6)).apply(init_cnn)
-    >>> float(net[0].bias.abs().sum()), float(net[1].weight.mean())
+    >>> net[0].bias.abs().sum().item(), net[1].weight.mean().item()
     (0.0, 1.0)
     >>> conv_out(224, kernel_size=11, stride=4, padding=1)   # AlexNet's first layer
     54
