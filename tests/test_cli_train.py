@@ -84,3 +84,33 @@ def test_predict_refuses_files_that_are_not_images(trained, tmp_path, capsys):
     bad.write_text("not an image")
     assert main(["predict", str(trained / "best.pt"), str(bad)]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_last_pt_and_exits_130(tmp_path, monkeypatch, capsys):
+    from cnnlab.train.trainer import Trainer
+
+    end_epoch = Trainer._end_epoch
+
+    def end_then_interrupt(self, row):  # Ctrl-C right after epoch 1 was saved
+        end_epoch(self, row)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_end_epoch", end_then_interrupt)
+    out = tmp_path / "run"
+    assert main(["train", "lenet-modern", "--epochs", "3", "--out", str(out), *TINY]) == 130
+    err = capsys.readouterr().err
+    assert f"--resume {out / 'last.pt'}" in err
+    from cnnlab.train import load_checkpoint
+
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+@pytest.mark.realdata
+def test_dry_run_on_the_real_fashion_mnist(capsys):
+    from cnnlab.data import is_available
+
+    if not is_available("fashion-mnist"):
+        pytest.skip("Fashion-MNIST files not found")
+    assert main(["train", "lenet", "--dry-run", "--num-threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "training lenet on fashion-mnist" in out and "nothing written" in out

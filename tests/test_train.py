@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnlab.errors import TrainingDiverged
-from cnnlab.train import Trainer, TrainConfig, load_checkpoint, resolve_config
+from cnnlab.train import TrainConfig, Trainer, load_checkpoint, resolve_config
 from cnnlab.train.resolve import config_for_resume
 
 ROW_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",

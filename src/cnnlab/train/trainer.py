@@ -272,7 +272,8 @@ class Trainer:
         where = f"; writing {self._run_dir}" if self._run_dir is not None else ""
         ranks = f" x {self.dist.world_size} processes" if self.dist.enabled else ""
         start = f" from epoch {self.epoch + 1}" if self.epoch else ""
-        return (f"training {cfg.model} on {cfg.dataset}: {self.epochs} epochs{start} of "
+        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        return (f"training {cfg.model} on {cfg.dataset}: {epochs}{start} of "
                 f"{self.steps_per_epoch} steps, batch {cfg.batch_size}{ranks}, "
                 f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.precision} on {self.device}{where}")
 
