@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -87,10 +88,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path} is not a safe cnnlab checkpoint (loading it would run code: {first}); "
-            "only load checkpoints written by cnnlab train") from None
+        raise CheckpointError(_unpickling_message(path, str(e))) from None
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
         raise CheckpointError(
             f"{path} is truncated or not a checkpoint ({type(e).__name__}); "
@@ -107,7 +105,75 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if missing or not isinstance(state["config"], dict):
         raise CheckpointError(
             f"{path} lacks the entries {missing or ['config']}; it is damaged, retrain")
+    bad = _malformed_entry(state)
+    if bad:
+        raise CheckpointError(f"{path} has a malformed {bad} entry; it is damaged or was not "
+                              "written by cnnlab train, use another checkpoint or retrain")
     return state
+
+
+def _unpickling_message(path: Path, detail: str) -> str:
+    """One line for a file that ``weights_only`` refused (torch's own text spans lines)."""
+    wanted = re.search(r"GLOBAL ([\w.]+)", detail)
+    if wanted:  # the pickle asks to import a callable: what a code-running payload does
+        return (f"{path} is not a safe cnnlab checkpoint (loading it would run code: it asks "
+                f"for {wanted.group(1)}); it was refused and nothing ran; only load "
+                "checkpoints written by cnnlab train")
+    return (f"{path} is not a cnnlab checkpoint (not a file torch.save wrote, or damaged); "
+            "pass a best.pt or last.pt written by cnnlab train")
+
+
+def _is_int(x: Any, least: int = 0) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+def _malformed_entry(state: dict[str, Any]) -> str | None:
+    """The name of the first entry whose type cannot be what cnnlab train wrote, else None.
+
+    A checkpoint is data from elsewhere: check every entry that eval, predict, viz and
+    resume read, so that a damaged or hand-made file is one clear error, never a
+    KeyError or TypeError deep inside.
+    """
+    model = state["model"]
+    if not isinstance(model, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+        return "model"
+    if not _is_int(state["epoch"]):
+        return "epoch"
+    if "step" in state and not _is_int(state["step"]):
+        return "step"
+    for key in ("num_classes", "in_channels"):
+        if not _is_int(state[key], least=1):
+            return key
+    size = state.get("image_size")
+    if size is not None and not (isinstance(size, (list, tuple)) and len(size) in (1, 2)
+                                 and all(_is_int(s, least=1) for s in size)):
+        return "image_size"
+    classes = state.get("classes")
+    if classes is not None and not (
+            isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)
+            and len(classes) in (0, state["num_classes"])):
+        return "classes"
+    history = state.get("history")
+    if history is not None and not (isinstance(history, list)
+                                    and all(isinstance(r, dict) for r in history)):
+        return "history"
+    if "best" in state and not isinstance(state["best"], (int, float)):
+        return "best"
+    norm = state.get("normalization")
+    if norm is not None and not (
+            isinstance(norm, dict) and all(
+                isinstance(norm.get(k), list) and norm[k]
+                and all(isinstance(v, (int, float)) for v in norm[k]) for k in ("mean", "std"))
+            and all(v > 0 for v in norm["std"])):
+        return "normalization"
+    for key in ("optimizer", "scheduler", "scaler", "rng"):
+        if key in state and not isinstance(state[key], dict):
+            return key
+    extra = state["config"].get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        return "config.extra"
+    return None
 
 
 def rng_state() -> dict[str, Any]:
@@ -179,12 +245,16 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: Any = "cpu"):
         raise CheckpointError(f"{path} holds an unusable config ({e}); retrain") from None
     cfg.out_dir = None  # never write where a checkpoint says: it may come from elsewhere
     size = state.get("image_size") or [cfg.resize]
-    net = create_model(cfg.model, num_classes=state["num_classes"],
-                       in_channels=state["in_channels"], input_size=int(size[0]),
-                       **(cfg.extra or {}))
+    try:
+        net = create_model(cfg.model, num_classes=state["num_classes"],
+                           in_channels=state["in_channels"], input_size=int(size[0]),
+                           **(cfg.extra or {}))
+    except (TypeError, ValueError) as e:  # a config this cnnlab cannot build a model from
+        raise CheckpointError(f"{path} describes a model this cnnlab cannot build ({e}); "
+                              "retrain with this version") from None
     try:
         net.load_state_dict(state["model"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError) as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(
             f"{path} does not fit model {cfg.model!r} ({first}); it was written by another "
