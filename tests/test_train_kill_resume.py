@@ -25,6 +25,7 @@ ARGS = ["lenet-modern", "--dataset", "synthetic", "--num-train", "256", "--batch
         "--limit-val-batches", "2", "--num-threads", "1", "--deterministic",
         "--optimizer", "momentum", "--lr", "0.05", "--schedule", "cosine",
         "--augment", "crop,flip", "--epochs", str(EPOCHS)]
+pytestmark = pytest.mark.slow
 TRIALS = int(os.environ.get("CNNLAB_KILL_TRIALS", "2"))
 
 

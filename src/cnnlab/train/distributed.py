@@ -59,6 +59,8 @@ class DistContext:
         if torch.distributed.is_initialized():
             return
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # one GPU per process, before NCCL starts
         torch.distributed.init_process_group(backend=backend)
         self.started = True
 
