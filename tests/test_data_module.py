@@ -149,6 +149,9 @@ def test_resize_shape_and_pil_agreement(small):
     images = small.test_images[:6]
     for size in (96, 224, 20):
         ours = resize(images.float() / 255, (size, size))
+        ref = torch.nn.functional.interpolate(images.float() / 255, size=(size, size),
+                                              mode="bilinear", antialias=True)
+        assert float((ours - ref).abs().max()) < 1e-5
         for x, o in zip(images, ours):
             pil = np.asarray(Image.fromarray(x[0].numpy()).resize((size, size), Image.BILINEAR))
             diff = (o[0] * 255).round() - torch.from_numpy(pil.astype(np.float32))
