@@ -214,6 +214,10 @@ def test_model_kwargs_and_bad_options():
         create_model("nin", arch=((1, 2),))
     with pytest.raises(ConfigError, match="num_classes"):
         create_model("lenet", num_classes=0)
+    with pytest.raises(ConfigError, match="lenet: .*colour"):
+        create_model("lenet", colour=1)
+    with pytest.raises(ConfigError, match="colour"):
+        min_input_size("resnet18", colour=1)
 
 
 def test_too_small_or_mismatched_inputs_give_one_line_fixes():

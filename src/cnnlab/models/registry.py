@@ -122,14 +122,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, scratch
                               f"{input_size}x{input_size}; pass --resize {info.input_size}")
         if _accepts(info.fn, "input_size"):
             kwargs["input_size"] = input_size
-    try:
-        model = info.fn(num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword" not in str(e):
-            raise
-        params = [p for p in inspect.signature(info.fn).parameters
-                  if p not in ("num_classes", "in_channels", "kwargs")]
-        raise ConfigError(f"{name}: {e}; it accepts {params or 'no extra options'}") from None
+    model = _build(info, num_classes=num_classes, in_channels=in_channels, **kwargs)
     if scratch:
         from cnnlab.models.scratch import to_scratch
 
@@ -153,12 +146,13 @@ def min_input_size(name: str, **kwargs: Any) -> int:
     from cnnlab.models._common import smallest_side
 
     info = get_model_info(name)
+    kwargs.pop("input_size", None)  # the question is which input_size works
     key = (name, _freeze(kwargs))
     if key in _MIN_SIZE_CACHE:
         return _MIN_SIZE_CACHE[key]
     fixed = _accepts(info.fn, "input_size")
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        model = info.fn(num_classes=2, in_channels=1, **kwargs)
+        model = _build(info, num_classes=2, in_channels=1, **kwargs)
     side_fn = getattr(model, "feature_side", None)
     if callable(side_fn):
         least = smallest_side(side_fn)
@@ -181,6 +175,17 @@ def min_input_size(name: str, **kwargs: Any) -> int:
 
 
 _MIN_SIZE_CACHE: dict[tuple, int] = {}
+
+
+def _build(info: ModelInfo, **kwargs: Any) -> nn.Module:
+    try:
+        return info.fn(**kwargs)
+    except TypeError as e:
+        if "unexpected keyword" not in str(e):
+            raise
+        params = [p for p in inspect.signature(info.fn).parameters
+                  if p not in ("num_classes", "in_channels", "kwargs")]
+        raise ConfigError(f"{info.name}: {e}; it accepts {params or 'no extra options'}") from None
 
 
 def _freeze(value: Any) -> Any:
