@@ -167,11 +167,13 @@ def default_inputs(data: Any, test: EvalSet, ood: str = "auto",
     name = getattr(data, "name", None)
     if ood == "auto":
         ood = "inverted"
-        if make is not None and name != "mnist":
+        if make is not None:
             from cnnlab.data import is_available
 
-            if is_available("mnist", getattr(data, "root", None)):
+            if name != "mnist" and is_available("mnist", getattr(data, "root", None)):
                 ood = "mnist"
+            elif name != "synthetic":
+                ood = "synthetic"
     if ood in ("mnist", "synthetic") and make is not None:
         from cnnlab.data import load_dataset
 
