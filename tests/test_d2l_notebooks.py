@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from cnnlab._d2l import core
+from cnnlab.data import is_available
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
-HAVE_FMNIST = any((Path(p) / "train-images-idx3-ubyte.gz").exists() for p in (
-    "/usr/share/datasets/fashion-mnist",))
+HAVE_FMNIST = is_available("fashion-mnist")
 
 
 @dataclass
