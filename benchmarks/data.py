@@ -1,0 +1,179 @@
+"""Data loading: cnnlab's DataModule vs d2l 1.0.3's FashionMNIST loader, same run.
+
+One pass of 100 training batches of 128 Fashion-MNIST images at resize 28, 96 and
+224, timed from creating the iterator to holding the 100th batch -- what every
+training epoch pays (d2l's DataLoader starts its 4 worker processes again each
+epoch). Setup (building the data module) is timed separately. For each size the
+d2l side runs first, in its own venv and process (/opt/d2l-venv, from
+/opt/d2l-work/x so that ../data holds FashionMNIST/raw; see
+benchmarks/README-d2l.md), then the cnnlab side in this process. Writes
+benchmarks/results/data.md.
+
+    python benchmarks/data.py            # both sides, writes the results file
+    python benchmarks/data.py --quick    # smoke test: cnnlab only, 10 batches, no file
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+D2L_PY = Path("/opt/d2l-venv/bin/python")
+D2L_CWD = Path("/opt/d2l-work/x")
+SIZES = (28, 96, 224)
+
+D2L_SCRIPT = r'''
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")  # d2l warns that 4 workers exceed the cores here
+import torch
+from d2l import torch as d2l
+size, batches = int(sys.argv[1]), int(sys.argv[2])
+t0 = time.perf_counter()
+data = d2l.FashionMNIST(batch_size=128, resize=(size, size))
+t1 = time.perf_counter()
+n, first = 0, None
+for X, y in data.train_dataloader():
+    n += 1
+    if first is None:
+        first = time.perf_counter() - t1
+    if n == batches:
+        break
+t2 = time.perf_counter()
+assert tuple(X.shape) == (128, 1, size, size), X.shape
+print("RESULT " + json.dumps({"setup_s": t1 - t0, "pass_s": t2 - t1, "first_s": first,
+      "batches": n, "torch": torch.__version__, "workers": data.num_workers,
+      "torchvision": __import__("torchvision").__version__}))
+'''
+
+
+def run_d2l(size: int, batches: int) -> dict:
+    r = subprocess.run([str(D2L_PY), "-c", D2L_SCRIPT, str(size), str(batches)], cwd=D2L_CWD,
+                       capture_output=True, text=True, timeout=1200)
+    found = re.findall(r"^RESULT (.*)$", r.stdout, flags=re.M)
+    if r.returncode != 0 or not found:
+        raise SystemExit(f"d2l run at {size} failed (rc {r.returncode}):\n{r.stderr[-3000:]}")
+    return json.loads(found[-1])
+
+
+def run_cnnlab(size: int, batches: int, device: str, threads: int) -> dict:
+    from cnnlab.data import DataModule
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    dm = DataModule("fashion-mnist", batch_size=128, resize=size, device=device)
+    t1 = time.perf_counter()
+    n, first = 0, None
+    for batch in dm.train_dataloader():
+        X = batch[0]
+        n += 1
+        if first is None:
+            first = time.perf_counter() - t1
+        if n == batches:
+            break
+    if X.is_cuda:
+        torch.cuda.synchronize()
+    t2 = time.perf_counter()
+    assert tuple(X.shape) == (128, 1, size, size)
+    return {"setup_s": t1 - t0, "pass_s": t2 - t1, "first_s": first, "batches": n}
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"nproc": os.cpu_count(), "cpu": model}
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="cnnlab only, 10 batches, no file")
+    ap.add_argument("--batches", type=int, default=None, help="batches per pass (default 100)")
+    ap.add_argument("--device", default="cpu", help="device of the cnnlab side (default cpu)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of the cnnlab side's second measurement (default 1, "
+                    "like each d2l DataLoader worker; the first uses torch's default)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/data.md"))
+    args = ap.parse_args()
+    batches = args.batches or (10 if args.quick else 100)
+    default_threads = torch.get_num_threads()
+    threads = (default_threads, args.threads or 1)
+    if not args.quick and not (D2L_PY.exists() and (D2L_CWD.parent / "data").exists()):
+        raise SystemExit("the d2l reference is not set up; see benchmarks/README-d2l.md "
+                         "(or run with --quick for the cnnlab side only)")
+    load_before = loadavg()
+    rows = []
+    for size in SIZES:
+        ref = None if args.quick else run_d2l(size, batches)
+        ours = [run_cnnlab(size, batches, args.device, t) for t in threads]
+        rows.append((size, ref, ours))
+        line = f"resize {size}: " + ", ".join(
+            f"cnnlab ({t} threads) {o['pass_s']:.3f} s" for t, o in zip(threads, ours))
+        if ref:
+            line += f"; d2l {ref['pass_s']:.2f} s"
+        print(line, flush=True)
+    if args.quick:
+        return
+    write_results(Path(args.out), rows, batches, args, threads, load_before, loadavg())
+
+
+def write_results(out: Path, rows, batches: int, args, threads: tuple[int, int],
+                  load_before: str, load_after: str):
+    m = machine()
+    ref0 = rows[0][1]
+    cmd = "python benchmarks/data.py" + (f" --batches {batches}" if batches != 100 else "") + \
+        (f" --device {args.device}" if args.device != "cpu" else "") + \
+        (f" --threads {args.threads}" if args.threads else "")
+    lines = [
+        "## Data loading: cnnlab DataModule vs d2l 1.0.3 FashionMNIST",
+        "",
+        f"- command: `{cmd}`",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {m['nproc']} CPUs ({m['cpu']}); cnnlab on {args.device}",
+        f"- cnnlab: torch {torch.__version__}, in this process, measured with torch's default "
+        f"{threads[0]} intra-op threads and with {threads[1]}",
+        f"- d2l: d2l 1.0.3, torch {ref0['torch']}, torchvision {ref0['torchvision']}, "
+        f"DataLoader with {ref0['workers']} workers (d2l's default), own venv and process",
+        f"- load average before / after: {load_before} / {load_after}",
+        "",
+        f"One pass = {batches} training batches of 128 images, timed from creating the iterator "
+        "to holding the last batch (d2l restarts its workers for every epoch, so this is "
+        "what each epoch pays). Setup = building the data module (cnnlab: the cached "
+        "parsed tensors; d2l: torchvision reading the raw IDX files).",
+        "",
+        f"| resize | d2l pass (s) | cnnlab pass, {threads[0]} thr (s) | speed-up "
+        f"| cnnlab pass, {threads[1]} thr (s) | speed-up | d2l img/s | best cnnlab img/s "
+        "| d2l first batch (s) | d2l setup (s) | cnnlab setup (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, ref, ours in rows:
+        n = batches * 128
+        best = min(o["pass_s"] for o in ours)
+        lines.append(
+            f"| {size} | {ref['pass_s']:.2f} | {ours[0]['pass_s']:.3f} | "
+            f"**{ref['pass_s'] / ours[0]['pass_s']:.1f}x** | {ours[1]['pass_s']:.3f} | "
+            f"**{ref['pass_s'] / ours[1]['pass_s']:.1f}x** | {n / ref['pass_s']:,.0f} | "
+            f"{n / best:,.0f} | {ref['first_s']:.2f} | {ref['setup_s']:.2f} | "
+            f"{ours[0]['setup_s']:.2f} |")
+    lines += ["", "Target (issue 3): at least 20x at 96 and 224.", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
