@@ -105,3 +105,12 @@ def test_cli_flags_record_which_fields_were_given():
     assert (cfg.lr, cfg.normalize, cfg.augment, cfg.out_dir) == (
         0.2, False, "crop,flip", "somewhere")
     assert cfg.epochs is None  # left for resolve_config to fill from the registry
+
+
+def test_the_real_recipes_resolve():
+    from cnnlab.train.recipes import RECIPES
+
+    for name, overrides in RECIPES.items():
+        cfg = resolve_config(TrainConfig(recipe=name, device="cpu"),
+                             explicit={"recipe", "device"})
+        assert cfg.model == overrides["model"] and cfg.lr == overrides["lr"]

@@ -50,7 +50,8 @@ def curves_figure(history: Sequence[dict[str, Any]], title: str | None = None):
     ax.legend(loc="best")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    # fixed margins: tight_layout would draw the figure twice, every epoch
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.15, top=0.9 if title else 0.96)
     return fig
 
 
@@ -60,7 +61,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
     path = Path(path)
     fig = curves_figure(history, title)
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=100)
     tmp.replace(path)  # a viewer never sees a half-written PNG
     return path
 
