@@ -200,19 +200,45 @@ class Trainer:
         state = ckpt.load_checkpoint(self.resume, map_location=self.device)
         ckpt.check_fits(state, self.resume, num_classes=self.data.num_classes,
                         in_channels=self.data.in_channels)
-        unwrap(self.model).load_state_dict(state["model"])
+        missing = [k for k in ("optimizer", "scheduler", "scaler", "rng", "step")
+                   if k not in state]
+        if missing:  # e.g. a hand-made file: usable by eval/predict, not to continue training
+            raise ckpt.CheckpointError(
+                f"{self.resume} lacks {missing}, so training cannot continue from it; "
+                "evaluate it with cnnlab eval, or start a new run")
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+        except (RuntimeError, TypeError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise ckpt.CheckpointError(
+                f"{self.resume} does not fit model {self.config.model!r} ({first}); "
+                "it is damaged or from another model, start a new run") from None
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-        except (ValueError, KeyError, RuntimeError) as e:
+        except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as e:
             raise ckpt.CheckpointError(
                 f"{self.resume} does not fit this run's optimizer ({e}); "
                 "resume with the same --optimizer and --schedule") from None
-        ckpt.set_rng_state(state["rng"])
+        try:
+            ckpt.set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise ckpt.CheckpointError(
+                f"{self.resume} holds a damaged random-number state ({type(e).__name__}); "
+                "start a new run") from None
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [dict(r) for r in state.get("history", [])]
         self.best = float(state.get("best", -math.inf))
+
+    def _check_batch_size(self) -> None:
+        # A batch larger than the data is one partial batch per epoch: almost surely a
+        # mistake in --batch-size or --num-train, so say so before any work is done.
+        loader = self.data.train_dataloader()
+        n, size = getattr(loader, "num_examples", None), getattr(loader, "batch_size", None)
+        if isinstance(n, int) and isinstance(size, int) and size > n:
+            raise ConfigError(f"batch_size {size} is larger than the {n} training images; "
+                              f"pass --batch-size {n} or less, or more --num-train images")
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict[str, Any]]:
@@ -230,6 +256,7 @@ class Trainer:
             self.dist.start(self.device)
             seed_everything(cfg.seed)
             self._build()
+            self._check_batch_size()
             if self.resume is not None:
                 self._load_resume()
             if self._run_dir is not None:
