@@ -76,11 +76,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CnnlabError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-            PermissionError) as e:
+    except (CnnlabError, ValueError, OSError) as e:
+        # OSError: a full disk, a read-only or missing folder, a path that is a file...
+        # what the user's machine said, with the path, in one line
         if debug:
             raise
-        kind = "error" if isinstance(e, CnnlabError) else type(e).__name__
-        msg = " ".join(str(e).split()) or repr(e)
-        print(f"cnnlab: {kind}: {msg}", file=sys.stderr)
+        if isinstance(e, OSError) and not isinstance(e, CnnlabError) and e.strerror:
+            msg = f"{e.filename + ': ' if e.filename else ''}{e.strerror}{_os_hint(e)}"
+        else:
+            kind = "error" if isinstance(e, CnnlabError) else type(e).__name__
+            msg = f"{kind}: {str(e) or repr(e)}"
+            msg = msg[len("error: "):] if kind == "error" else msg
+        print(f"cnnlab: error: {' '.join(msg.split())}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not bad input: still one line; --debug shows where
+        if debug:
+            raise
+        first = " ".join(str(e).split())[:300]
+        print(f"cnnlab: internal error: {type(e).__name__}: {first} (run again with --debug "
+              "for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+def _os_hint(e: OSError) -> str:
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "; free some disk space or write elsewhere (--out DIR)"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "; that place is not writable for you, write elsewhere (--out DIR)"
+    if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return "; check the path"
+    return ""
