@@ -91,7 +91,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)  # like curves.png: never a half-written file
     return path
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,18 @@ class RunFiles:
 
     def start(self, history: Sequence[dict[str, Any]]) -> None:
         """Create the directory, write config.json, (re)write the metrics from ``history``."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ConfigError(f"the run directory {self.dir} is a file; pass a folder as --out")
         if not self.resumed and (self.dir / "last.pt").exists():
             raise ConfigError(
                 f"{self.dir} already holds a run (last.pt); continue it with --resume auto "
                 "--out DIR, or pick another --out")
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".*.pt.*.tmp"):  # left by a kill during a save
+        for stale in self.dir.glob(".*.tmp"):  # left by a kill during a save
             stale.unlink(missing_ok=True)
         cfg = self.config.to_dict()
         cfg["out_dir"] = str(self.dir)
-        (self.dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        _write_atomic(self.dir / "config.json", json.dumps(cfg, indent=2) + "\n")
         self._rewrite(history)
 
     def _rewrite(self, history: Sequence[dict[str, Any]]) -> None:
@@ -58,9 +61,9 @@ class RunFiles:
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-        (self.dir / "metrics.csv").write_text(buf.getvalue())
-        (self.dir / "metrics.jsonl").write_text(
-            "".join(json.dumps(row) + "\n" for row in history))
+        _write_atomic(self.dir / "metrics.csv", buf.getvalue())
+        _write_atomic(self.dir / "metrics.jsonl",
+                      "".join(json.dumps(row) + "\n" for row in history))
         if history:
             self.plot(history)
 
@@ -90,3 +93,13 @@ class RunFiles:
     def _title(self) -> str:
         c = self.config
         return f"{c.model} on {c.dataset}, lr {c.lr:g}, batch {c.batch_size}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # a kill while (re)writing must leave the old file or the new one, never half of one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
