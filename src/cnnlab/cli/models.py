@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "summary", help="layer table of a model: output shapes, parameters, MACs",
-        description="Run one forward pass on zeros (shapes only, on the meta device) and "
+        description="Run one forward pass on zeros (models over 20 M parameters on the meta "
+        "device: shapes without compute) and "
         "print each layer's output shape, parameters and multiply-accumulates. Depth 1 "
         "shows the top-level layers (a VGG block or ResNet stage is one row).",
         epilog=_SUMMARY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +91,13 @@ def run_summary(args: argparse.Namespace) -> int:
     if shape[2] != shape[3]:
         raise ConfigError(f"cnnlab models take square inputs, got {shape[2]}x{shape[3]}; "
                           f"pass --input 1,{in_channels},{shape[2]},{shape[2]}")
-    model = _meta_model(args.model, num_classes=args.num_classes, in_channels=in_channels,
-                        input_size=shape[2])
+    kwargs = dict(num_classes=args.num_classes, in_channels=in_channels, input_size=shape[2])
+    model = _meta_model(args.model, **kwargs)
+    if sum(p.numel() for p in model.parameters()) < 20_000_000:
+        # small enough to build for real: a CPU forward is quicker than the meta
+        # device's first-use imports (seconds)
+        from cnnlab.models import create_model
+
+        model = create_model(args.model, **kwargs)
     print(summary(model, shape, depth=args.depth))
     return 0

@@ -157,14 +157,20 @@ def min_input_size(name: str, **kwargs: Any) -> int:
     if callable(side_fn):
         least = smallest_side(side_fn)
     else:
+        if not fixed:
+            # a real model and real (small) inputs: the first forward on the meta
+            # device costs seconds of imports, a small real one milliseconds
+            model = _build(info, num_classes=2, in_channels=1, **kwargs).eval()
+
         def works(n: int) -> bool:
             try:
                 if fixed:
                     with torch.device("meta"):
                         probe = info.fn(num_classes=2, in_channels=1, input_size=n, **kwargs)
+                    probe.eval()(torch.zeros(1, 1, n, n, device="meta"))
                 else:
-                    probe = model
-                probe.eval()(torch.zeros(1, 1, n, n, device="meta"))
+                    with torch.no_grad():
+                        model(torch.zeros(1, 1, n, n))
             except (RuntimeError, ValueError, ZeroDivisionError):
                 return False
             return True
