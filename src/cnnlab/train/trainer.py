@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import math
+import os
 import random
 import sys
 import time
@@ -153,7 +154,7 @@ class Trainer:
                 # objects and state_dict keys; a no-op for models it cannot help.
                 from cnnlab.accel import accelerate
 
-                accelerate(self.model, self.device)
+                accelerate(self.model, cfg)  # cfg: device and channels_last decide
         self.model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -250,9 +251,15 @@ class Trainer:
             if cfg.num_threads:
                 torch.set_num_threads(cfg.num_threads)
             if cfg.deterministic:
-                torch.use_deterministic_algorithms(True)
                 if self.device.type == "cuda":
+                    # cuBLAS needs this before its first call to be deterministic; some CUDA
+                    # kernels have no deterministic version, so only warn there (the bitwise
+                    # resume promise is for CPU)
+                    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
                     torch.backends.cudnn.benchmark = False
+                    torch.use_deterministic_algorithms(True, warn_only=True)
+                else:
+                    torch.use_deterministic_algorithms(True)
             self.dist.start(self.device)
             seed_everything(cfg.seed)
             self._build()
@@ -290,6 +297,8 @@ class Trainer:
                       file=sys.stderr, flush=True)
             raise
         finally:
+            if getattr(self, "_active_bar", None) is not None:
+                self._active_bar.close()  # no half bar left above an error message
             self.dist.stop()
             torch.set_num_threads(old_threads)
             torch.use_deterministic_algorithms(old_det)
@@ -314,7 +323,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         lr = self.optimizer.param_groups[0]["lr"]
-        bar = self._bar(epoch)
+        bar = self._active_bar = self._bar(epoch)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for i, (X, y) in enumerate(self.data.train_dataloader()):
             if i >= self.steps_per_epoch:
@@ -465,7 +474,8 @@ class Trainer:
                     Y_hat = (Y_hat + model(torch.flip(X, dims=(-1,)))) / 2
                 loss = self.val_loss_fn(Y_hat, y)
             loss_sum += loss.detach().double().mean() * y.shape[0]
-            confusion += torch.bincount(y * k + Y_hat.argmax(dim=1), minlength=k * k)
+            # a one-hot sum, not bincount: bincount has no deterministic CUDA kernel
+            confusion += nn.functional.one_hot(y * k + Y_hat.argmax(dim=1), k * k).sum(0)
         model.train(was_training)
         if self.dist.enabled and getattr(self.data, "world_size", 1) > 1:  # val is sharded
             self.dist.all_reduce_sum(loss_sum)
