@@ -47,6 +47,11 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: say which file, and what is kept
+        Path(tmp).unlink(missing_ok=True)
+        kept = f"; {path} still holds the previous checkpoint" if path.exists() else ""
+        raise OSError(e.errno, f"cannot write checkpoint {path} ({e.strerror or e}){kept}"
+                      ) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
