@@ -163,9 +163,12 @@ def test_kernels_and_features_numbers():
     assert k.layer == "0" and torch.equal(k.weights, net[0].weight.detach())
     assert torch.allclose(k.norms, net[0].weight.detach().flatten(1).norm(dim=1))
     f = viz.features(net, torch.rand(1, 8, 8), channels=2, classes=["a", "b"])
-    # one stage per resolution: conv 0 (after BN and ReLU) at 8x8, the last conv at 4x4
-    assert [(s.layer, s.shape) for s in f.stages] == [("0 → 2", (3, 8, 8)),
-                                                       ("6 → 7", (5, 4, 4))]
+    # one stage per resolution: conv 0 after its BN and ReLU at 8x8, the last ReLU at 4x4
+    # (not the max-pool, whose 4x4 output starts the second run)
+    assert [(s.layer, s.shape) for s in f.stages] == [("2", (3, 8, 8)), ("7", (5, 4, 4))]
     assert all(len(s.channels) == 2 for s in f.stages)
     assert f.probabilities.sum() == pytest.approx(1.0)
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(f.stages[1].maps, net[:8](f.image.unsqueeze(0))[0])
     assert float(f.stages[0].maps.min()) >= 0  # taken after the ReLU

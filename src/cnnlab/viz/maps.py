@@ -12,8 +12,7 @@ from torch import nn
 from cnnlab.errors import ConfigError
 from cnnlab.viz._common import model_device, new_figure, show_image
 
-_SPATIAL_CHANGERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                     nn.AdaptiveMaxPool2d, nn.Linear, nn.Flatten)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 def _is_conv(m: nn.Module) -> bool:
@@ -110,9 +109,9 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
              classes: list[str] | None = None) -> FeaturesResult:
     """Feature maps of each convolution stage for one model-ready image (C x H x W).
 
-    A stage is the output of the last convolution at each spatial resolution, taken
-    after the layers that keep its shape (BN, activation), so the maps are what the
-    next stage sees. The ``channels`` most active channels of each stage are drawn.
+    A stage is the last output at each spatial resolution that holds a convolution
+    (after its BN and activation, or a residual block's output), so the maps are what
+    the next stage sees. The ``channels`` most active channels of each stage are drawn.
 
     Example:
         >>> import torch; from torch import nn
@@ -130,11 +129,14 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
     trace: list[tuple[nn.Module, torch.Tensor]] = []
 
     def hook(module, inputs, output):
-        if isinstance(output, torch.Tensor):
+        if isinstance(output, torch.Tensor) and output.dim() == 4:
             trace.append((module, output.detach()))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    # leaves and blocks (a residual block's hook fires after its children, with the
+    # block's output: after the addition and the last ReLU); not plain containers
+    hooked = [m for m in model.modules()
+              if m is not model and not isinstance(m, (nn.Sequential, nn.ModuleList))]
+    handles = [m.register_forward_hook(hook) for m in hooked]
     was_training = model.training
     model.eval()
     try:
@@ -144,21 +146,22 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
         for h in handles:
             h.remove()
         model.train(was_training)
-    stages: list[tuple[str, torch.Tensor]] = []
-    for i, (m, out) in enumerate(trace):
-        if not _is_conv(m) or out.dim() != 4:
-            continue
-        label, taken = names.get(m, "?"), out
-        for m2, out2 in trace[i + 1:]:  # follow BN/activation that keep the shape
-            if isinstance(m2, _SPATIAL_CHANGERS) or _is_conv(m2) or out2.shape != out.shape:
-                break
-            label, taken = f"{names.get(m, '?')} → {names.get(m2, '?')}", out2
-        stages.append((label, taken[0].cpu()))
-    if not stages:
-        raise ConfigError(f"{type(model).__name__} has no convolution whose output to show")
+    # runs of consecutive outputs at one resolution; a run's stage is its last output
+    # if the run holds a convolution (a run of only pooling is a resampled copy)
+    runs: list[list[tuple[nn.Module, torch.Tensor]]] = []
+    for m, out in trace:
+        if runs and runs[-1][-1][1].shape[-2:] == out.shape[-2:]:
+            runs[-1].append((m, out))
+        else:
+            runs.append([(m, out)])
     by_size: dict[tuple[int, int], tuple[str, torch.Tensor]] = {}
-    for label, maps in stages:  # the last conv at each resolution
-        by_size[tuple(maps.shape[-2:])] = (label, maps)
+    for run in runs:
+        if not any(_is_conv(m) for m, _ in run):
+            continue
+        m, out = next((m, o) for m, o in reversed(run) if not isinstance(m, _POOLS))
+        by_size[tuple(out.shape[-2:])] = (names.get(m, "?"), out[0].cpu())
+    if not by_size:
+        raise ConfigError(f"{type(model).__name__} has no convolution whose output to show")
     chosen = list(by_size.values())
     if len(chosen) > max_stages:
         idx = torch.linspace(0, len(chosen) - 1, max_stages).round().long().tolist()
