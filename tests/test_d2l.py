@@ -190,3 +190,26 @@ def test_training_env_caps_must_be_positive(monkeypatch):
 def test_fashion_mnist_text_labels_are_the_books():
     assert d2l.get_fashion_mnist_labels([0, 9]) == ["t-shirt", "ankle boot"]
     assert d2l.FashionMNIST.text_labels(None, torch.tensor([5, 8])) == ["sandal", "bag"]
+
+
+def test_fast_path_only_when_the_books_steps_would_run():
+    data = object.__new__(d2l.FashionMNIST)  # isinstance checks only: no data loaded
+    ok = d2l.Trainer._fast_path_ok
+
+    class OwnAccuracy(_Tiny):
+        def accuracy(self, Y_hat, Y, averaged=True):
+            return super().accuracy(Y_hat, Y, averaged)
+
+    class OwnValidation(_Tiny):
+        def validation_step(self, batch):
+            pass
+
+    class OwnLoader(d2l.FashionMNIST):
+        def get_dataloader(self, train):
+            return []
+
+    assert ok(_Tiny(), data)
+    assert not ok(OwnAccuracy(), data)
+    assert not ok(OwnValidation(), data)
+    assert not ok(_Tiny(), object.__new__(OwnLoader))
+    assert not ok(_Tiny(), object.__new__(_Tensors))
