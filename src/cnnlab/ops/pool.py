@@ -7,13 +7,15 @@ most half the kernel, and no window starts in the padding alone.
 
 Two paths:
 
-* fast path, the common LeNet/VGG case (stride == kernel, no padding, no dilation):
-  the input is reshaped to (N, C, OH, kh, OW, kw) with no copy and reduced;
-* general path: max pooling finds the arg-max of each window on an ``as_strided``
-  view and then *gathers* the winners, so that autograd routes each gradient to
-  exactly one input pixel (the first maximum, as F does) through ``gather``'s
-  scatter-add backward; average pooling is separable: kh strided row slices are
-  summed, then kw strided column slices.
+Both work on strided slices, one per kernel offset, never on a copied
+(..., kh*kw) window tensor: reductions over tiny trailing axes are several times
+slower on CPU than a few elementwise operations on strided views.
+
+* max pooling tracks the running maximum and its offset (F's rule: the first
+  maximum wins, NaN propagates), then *gathers* the winners, so that autograd
+  routes each gradient to exactly one input pixel through gather's scatter-add;
+* average pooling is separable: kh strided row slices are summed, then kw
+  strided column slices; its backward is the adjoint, written out by hand.
 
 Example:
     >>> import torch
@@ -60,10 +62,18 @@ def _pool_setup(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | Non
     return k, s, p, d, out
 
 
-def _is_tiling(X: torch.Tensor, k, s, p, d) -> bool:
-    """True when the windows tile the input exactly: the reshape fast path applies."""
-    return (s == k and p == (0, 0) and d == (1, 1)
-            and X.shape[-2] % k[0] == 0 and X.shape[-1] % k[1] == 0)
+def _window_slices(k: tuple[int, int], s: tuple[int, int], d: tuple[int, int],
+                   out: tuple[int, int]):
+    """For each kernel offset (i, j): the (rows, columns) slices it reads, one per window."""
+    for i in range(k[0]):
+        rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
+        for j in range(k[1]):
+            yield rows, slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
+
+
+def _line_slices(k: int, s: int, out: int):
+    """Slices along one dimension (no dilation): slice i reads offset i of every window."""
+    return [slice(i, i + s * (out - 1) + 1, s) for i in range(k)]
 
 
 def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
@@ -81,24 +91,86 @@ def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None
     """
     k, s, p, d, (oh, ow) = _pool_setup(X, kernel_size, stride, padding, dilation, "max_pool2d")
     lead = X.shape[:-2]
-    if _is_tiling(X, k, s, p, d):
-        tiles = X.reshape(*lead, oh, k[0], ow, k[1]).transpose(-3, -2)
-        # max(-1) (not amax) so that ties send the whole gradient to the first maximum.
-        return tiles.reshape(*lead, oh, ow, k[0] * k[1]).max(-1).values
     Xp = F.pad(X, (p[1], p[1], p[0], p[0]), value=-float("inf")) if p != (0, 0) else X
-    Xp = Xp.contiguous()
     Hp, Wp = Xp.shape[-2:]
-    flat = Xp.reshape(-1, Hp * Wp)
+    flat = Xp.reshape(-1, Hp, Wp)
     with torch.no_grad():
-        sH, sW = Wp, 1
-        windows = flat.as_strided((flat.shape[0], oh, ow, k[0], k[1]),
-                                  (Hp * Wp, s[0] * sH, s[1] * sW, d[0] * sH, d[1] * sW))
-        arg = windows.reshape(flat.shape[0], oh, ow, k[0] * k[1]).argmax(-1)
+        # One pass per kernel offset over strided views (k*k elementwise ops on the output
+        # size; much faster than reducing a copied (..., k*k) window tensor). The update
+        # rule is F's: a later element wins only if strictly larger, or if it is NaN
+        # (NaN is checked only when X has one: the check costs a pass per offset).
+        has_nan = X.is_floating_point() and bool(torch.isnan(X).any())
+        offsets = list(_window_slices(k, s, d, (oh, ow)))
+        best = flat[(slice(None), *offsets[0])]
+        small = len(offsets) <= 256
+        arg = torch.zeros(best.shape, dtype=torch.uint8 if small else torch.int64,
+                          device=X.device)
+        for t, (rows, cols) in enumerate(offsets[1:], start=1):
+            value = flat[:, rows, cols]
+            better = value > best
+            if has_nan:
+                better |= value.isnan()
+                best = torch.where(better, value, best)
+            else:
+                best = torch.maximum(best, value)
+            arg.masked_fill_(better, t)
         # Flat index into the padded image: window origin + offset inside the window.
+        step = torch.tensor([r.start * Wp + c.start for r, c in offsets], device=X.device)
         origin = (torch.arange(oh, device=X.device).view(oh, 1) * (s[0] * Wp)
                   + torch.arange(ow, device=X.device).view(1, ow) * s[1])
-        index = origin + (arg // k[1]) * (d[0] * Wp) + (arg % k[1]) * d[1]
-    return flat.gather(1, index.reshape(flat.shape[0], oh * ow)).reshape(*lead, oh, ow)
+        index = step[arg.long() if small else arg] + origin
+    # gather's backward scatter-adds each gradient onto the one winning input pixel.
+    picked = flat.reshape(-1, Hp * Wp).gather(1, index.reshape(-1, oh * ow))
+    return picked.reshape(*lead, oh, ow)
+
+
+def _window_sum(Xp: torch.Tensor, k: tuple[int, int], s: tuple[int, int],
+                out: tuple[int, int]) -> torch.Tensor:
+    """Separable sum over every window: k[0] row slices, then k[1] column slices."""
+    row_slices, col_slices = _line_slices(k[0], s[0], out[0]), _line_slices(k[1], s[1], out[1])
+    rows = Xp[..., row_slices[0], :]
+    for r in row_slices[1:]:
+        rows = rows + Xp[..., r, :]
+    total = rows[..., col_slices[0]]
+    for c in col_slices[1:]:
+        total = total + rows[..., c]
+    return total
+
+
+def _window_sum_transpose(grad: torch.Tensor, padded_hw: tuple[int, int],
+                          k: tuple[int, int], s: tuple[int, int]) -> torch.Tensor:
+    """Adjoint of _window_sum: every window adds its gradient back to all its pixels."""
+    out = tuple(grad.shape[-2:])
+    row_slices, col_slices = _line_slices(k[0], s[0], out[0]), _line_slices(k[1], s[1], out[1])
+    rows = grad.new_zeros((*grad.shape[:-2], out[0], padded_hw[1]))
+    for c in col_slices:
+        rows[..., c].add_(grad)
+    full = grad.new_zeros((*grad.shape[:-2], *padded_hw))
+    for r in row_slices:
+        full[..., r, :].add_(rows)
+    return full
+
+
+class _AvgPoolFunction(torch.autograd.Function):
+    """Separable window sum / window area; the backward is the adjoint sum (linear)."""
+
+    @staticmethod
+    def forward(ctx, X, k, s, p):  # noqa: D102
+        Xp = F.pad(X, (p[1], p[1], p[0], p[0])) if p != (0, 0) else X
+        ctx.conf = (k, s, p, tuple(Xp.shape[-2:]))
+        return _window_sum(Xp, k, s, _out_hw(Xp, k, s)) / (k[0] * k[1])
+
+    @staticmethod
+    def backward(ctx, grad_Y):  # noqa: D102
+        k, s, p, padded_hw = ctx.conf
+        # Differentiable ops only, so that double backward works as well.
+        full = _window_sum_transpose(grad_Y / (k[0] * k[1]), padded_hw, k, s)
+        H, W = padded_hw[0] - 2 * p[0], padded_hw[1] - 2 * p[1]
+        return full[..., p[0]:p[0] + H, p[1]:p[1] + W], None, None, None
+
+
+def _out_hw(Xp: torch.Tensor, k: tuple[int, int], s: tuple[int, int]) -> tuple[int, int]:
+    return ((Xp.shape[-2] - k[0]) // s[0] + 1, (Xp.shape[-1] - k[1]) // s[1] + 1)
 
 
 def avg_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
@@ -112,20 +184,7 @@ def avg_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None
                   [0.5000, 1.0000, 0.5000],
                   [0.2500, 0.5000, 0.2500]]]])
     """
-    k, s, p, _, (oh, ow) = _pool_setup(X, kernel_size, stride, padding, 1, "avg_pool2d")
-    lead = X.shape[:-2]
+    k, s, p, _, _ = _pool_setup(X, kernel_size, stride, padding, 1, "avg_pool2d")
     if not X.is_floating_point():
         raise ConfigError(f"avg_pool2d needs a floating-point X, got {X.dtype}")
-    if _is_tiling(X, k, s, p, (1, 1)):
-        # Sum the contiguous kw run first (fast inner reduction), then the kh rows.
-        rows = X.reshape(*lead, oh, k[0], ow, k[1]).sum(-1)
-        return rows.sum(-2) / (k[0] * k[1])
-    Xp = F.pad(X, (p[1], p[1], p[0], p[0])) if p != (0, 0) else X
-    # Separable window sum: kh row slices, then kw column slices (all strided views).
-    rows = Xp[..., 0:s[0] * (oh - 1) + 1:s[0], :]
-    for i in range(1, k[0]):
-        rows = rows + Xp[..., i:i + s[0] * (oh - 1) + 1:s[0], :]
-    total = rows[..., 0:s[1] * (ow - 1) + 1:s[1]]
-    for j in range(1, k[1]):
-        total = total + rows[..., j:j + s[1] * (ow - 1) + 1:s[1]]
-    return total / (k[0] * k[1])
+    return _AvgPoolFunction.apply(X, k, s, p)
