@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli._common import existing_dir
+
 _EXAMPLES = """examples:
   cnnlab data                          where each dataset is found, or how to get it
   cnnlab data fetch fashion-mnist      make it available (find it, else download it)
@@ -25,9 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_list)
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
-    def data_dir(sp: argparse.ArgumentParser) -> None:
+    def data_dir(sp: argparse.ArgumentParser, must_exist: bool = False) -> None:
         # SUPPRESS: `cnnlab data --data-dir X show` and `cnnlab data show --data-dir X` both work
         sp.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        type=existing_dir if must_exist else str,
                         help="folder holding the IDX files (searched first)")
 
     ls = sub.add_parser("list", help="where each dataset is found (the default)",
@@ -61,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--augment", default=None, metavar="LIST",
                       help="show augmented training images, e.g. crop,flip,erase")
     show.add_argument("--seed", type=int, default=0, help="which images (default 0)")
-    data_dir(show)
+    data_dir(show, must_exist=True)  # a typo must not show another copy's images
     show.set_defaults(func=run_show)
 
 

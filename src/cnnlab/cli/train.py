@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from cnnlab.cli._common import existing_dir
 from cnnlab.errors import ConfigError
 from cnnlab.train.config import DATASETS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
@@ -28,7 +29,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
     bool_opt = argparse.BooleanOptionalAction
     add = p.add_argument
     add("--dataset", choices=DATASETS, help="training data (default fashion-mnist)")
-    add("--data-dir", metavar="DIR", help="folder holding the IDX files (searched first)")
+    add("--data-dir", metavar="DIR", type=existing_dir,
+        help="folder holding the IDX files (searched first)")
     add("--epochs", type=int, help="passes over the training set (book: 10)")
     add("--batch-size", type=int, help="examples per step (book: 128)")
     add("--lr", type=float, help="learning rate (book: lenet 0.1, vgg/resnet 0.01)")
@@ -77,7 +79,7 @@ def register(subparsers) -> None:
         description="Evaluate a checkpoint on the test split of its dataset.")
     p.add_argument("checkpoint", help="best.pt or last.pt of a run")
     p.add_argument("--dataset", choices=DATASETS, help="default: the one it was trained on")
-    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--data-dir", metavar="DIR", type=existing_dir)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--limit-batches", type=int, metavar="N", help="evaluate N batches only")
@@ -105,7 +107,7 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, help="shorten (book: 10)")
     p.add_argument("--out", metavar="DIR", help="default runs/reproduce-<timestamp>")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
-    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--data-dir", metavar="DIR", type=existing_dir)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--num-train", type=int, metavar="N", help="first N training images only")
     p.add_argument("--limit-train-batches", type=int, metavar="N")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataNotFoundError
 from cnnlab.train.config import TrainConfig
 
 # the fields a resumed run may change: they do not alter what the finished weights are
@@ -62,6 +63,10 @@ def resolve_config(config: TrainConfig, explicit: Iterable[str] | None = None) -
     from cnnlab.models import get_model_info, min_input_size
 
     config.validate()
+    if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
+        # a typo must not silently train on another copy found on the search path
+        raise DataNotFoundError(f"data_dir {config.data_dir} is not a folder; pass the folder "
+                                "holding the dataset files, or leave it out (see cnnlab data)")
     explicit = set(explicit_fields(config) if explicit is None else explicit)
     overrides = recipe_overrides(config.recipe)
     model = config.model if "model" in explicit else overrides.get("model", config.model)
