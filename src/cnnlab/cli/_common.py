@@ -9,6 +9,8 @@ def int_tuple(text: str) -> tuple[int, ...]:
     """Parse ``"1,1,28,28"`` or ``"28x28"`` into a tuple of ints (argparse ``type=``)."""
     parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
     try:
+        if not parts:
+            raise ValueError(text)
         return tuple(int(p) for p in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(

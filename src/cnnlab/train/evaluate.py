@@ -34,6 +34,9 @@ def evaluate_checkpoint(path: str | Path, dataset: str | None = None,
     from cnnlab.train.distributed import DistContext
     from cnnlab.train.trainer import Trainer
 
+    if limit_batches is not None and (not isinstance(limit_batches, int) or limit_batches < 1):
+        raise ConfigError(f"limit_batches must be a positive integer, got {limit_batches!r}; "
+                          "e.g. --limit-batches 10")
     net, cfg, state = model_from_checkpoint(path)
     if dataset is not None:
         cfg.dataset = dataset

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataNotFoundError
 
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs): 50 megapixels
 LIGHT_ON_DARK = ("fashion-mnist", "mnist", "synthetic")
@@ -34,8 +34,10 @@ def open_image(path: str | Path):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"image {path} does not exist; pass PNG or JPEG files")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not an image; pass PNG or JPEG files")
+    if not path.is_file():  # FileNotFoundError for Python callers
+        raise DataNotFoundError(f"image {path} does not exist; pass PNG or JPEG files")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
