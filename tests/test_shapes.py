@@ -171,6 +171,17 @@ def test_cli_model(capsys):
     out = capsys.readouterr().out
     assert "r_out = r_in + (k-1)*d*jump_in" in out
     assert "receptive field of one unit of pool2 (AvgPool2d): 16 input pixels, jump 4" in out
+    # the recurrence filled in for the second conv (by hand above: rf 6 + 4*2 = 14)
+    assert ("conv2: n = floor((14 + 2*0 - 1*(5-1) - 1)/1) + 1 = 10; rf = 6 + (5-1)*1*2 = 14; "
+            "jump = 2*1 = 2; start = 0.5 + ((5-1)/2*1 - 0)*2 = 4.5") in out
+
+
+def test_cli_model_spatial_only(capsys):
+    pytest.importorskip("cnnlab.models")
+    assert main(["shape", "--model", "resnet18", "--input", "96", "--spatial-only"]) == 0
+    out = capsys.readouterr().out
+    assert "BatchNorm2d" not in out and "(branch) stage2.0" in out
+    assert "499 input pixels, jump 96" in out and "note: the network branches" in out
 
 
 def test_cli_errors(capsys):

@@ -149,6 +149,23 @@ class LayerRow:
     padding: tuple[int, int] | None = None
     dilation: tuple[int, int] | None = None
     branch: bool = False
+    input_size: tuple[int, int] | None = None  # spatial size entering this layer
+    rf_in: tuple[int, int] | None = None  # the field entering this layer
+    jump_in: tuple[int, int] | None = None
+    start_in: tuple[float, float] | None = None
+
+    def derivation(self) -> str:
+        """For a conv/pool row: the output size and field formulas filled in (height)."""
+        if not self.spatial or self.rf is None or self.input_size is None:
+            return ""
+        n, k, p, s, d = (self.input_size[0], self.kernel[0], self.padding[0], self.stride[0],
+                         self.dilation[0])
+        r0, j0, st0 = self.rf_in[0], self.jump_in[0], self.start_in[0]
+        size = (f"n = floor(({n} + 2*{p} - {d}*({k}-1) - 1)/{s}) + 1 = "
+                f"{self.output_shape[-2]}")
+        return (f"{self.name}: {size}; rf = {r0} + ({k}-1)*{d}*{j0} = {self.rf[0]}; "
+                f"jump = {j0}*{s} = {self.jump[0]}; start = {_num(st0)} + "
+                f"(({k}-1)/2*{d} - {p})*{j0} = {_num(self.start[0])}")
 
     @property
     def spatial(self) -> bool:
@@ -188,17 +205,25 @@ class ModelExplanation:
             lines.append(f"{name:<28} {r.type:<18} {out:<16} {rf:>9} {jump:>9} {start:>12}")
         return "\n".join(lines)
 
+    def derivations(self) -> str:
+        """One line per conv/pool layer with the formulas filled in (height dimension)."""
+        return "\n".join(r.derivation() for r in self.rows if r.spatial)
+
     def __str__(self) -> str:
         parts = [f"input: {self.input_size[0]}x{self.input_size[1]}", "  " + "; ".join(
-            RF_FORMULAS), "  output size per layer: " + GENERAL_FORMULA, self.table()]
+            RF_FORMULAS), "  output size per layer: " + GENERAL_FORMULA, self.table(),
+            "", "formulas filled in (height; rf_0 = 1, jump_0 = 1, start_0 = 0):",
+            self.derivations()]
         parts += [f"note: {n}" for n in self.notes]
         return "\n".join(parts)
 
 
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _hw(v: tuple) -> str:
-    def fmt(x: float) -> str:
-        return str(int(x)) if float(x).is_integer() else f"{x:g}"
-    return fmt(v[0]) if v[0] == v[1] else f"{fmt(v[0])},{fmt(v[1])}"
+    return _num(v[0]) if v[0] == v[1] else f"{_num(v[0])},{_num(v[1])}"
 
 
 @dataclass
@@ -324,7 +349,8 @@ def explain_model(model: nn.Module | str, input_size: int | Sequence[int] | None
             output_shape=tuple(output.shape[1:]),
             rf=None if new.global_ else new.rf, jump=None if new.global_ else new.jump,
             start=None if new.global_ else new.start,
-            kernel=k, stride=s, padding=p, dilation=d))
+            kernel=k, stride=s, padding=p, dilation=d, input_size=st.spatial_size,
+            rf_in=st.rf, jump_in=st.jump, start_in=st.start))
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]

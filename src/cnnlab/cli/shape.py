@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         if args.spatial_only:
             print("\n".join(str(result).splitlines()[:3]))
             print(result.table(only_spatial=True))
+            print("\nformulas filled in (height; rf_0 = 1, jump_0 = 1, start_0 = 0):")
+            print(result.derivations())
             for note in result.notes:
                 print(f"note: {note}")
         else:
