@@ -160,6 +160,10 @@ def summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> Sum
         X = torch.zeros(shape, device=device, dtype=dtype)
         with torch.no_grad():
             out = model(X)
+    except RuntimeError as e:  # wrong channels, too small an input: torch's text, one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the model does not accept input shape {tuple(shape)} ({first}); "
+                          "pass the B,C,H,W it was built for") from None
     finally:
         for h in handles:
             h.remove()
