@@ -18,7 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "viz", help="pictures of a trained model: kernels, features, activations, errors",
         description="Draw what a trained checkpoint learned and where it fails; each "
-        "command writes a PNG and prints the numbers behind it.")
+        "command writes a PNG and prints the numbers behind it.",
+        epilog="examples:\n  cnnlab viz kernels runs/lenet/best.pt --out k.png\n"
+        "  cnnlab viz features runs/lenet/best.pt shoe.jpg --invert --out f.png\n"
+        "  cnnlab viz activations runs/lenet/best.pt --out a.png\n"
+        "  cnnlab viz errors runs/lenet/best.pt --out e.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="viz_command", metavar="KIND", required=True)
     for kind, help_text in _KINDS.items():
         q = sub.add_parser(kind, help=help_text, description=help_text[0].upper() +
@@ -43,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             q.add_argument("--dataset", default=None,
                            help="fashion-mnist | mnist | synthetic (default: the checkpoint's)")
             q.add_argument("--data-dir", default=None, help="folder with the dataset files")
+        if kind not in ("kernels", "features"):
             q.add_argument("--num-images", type=int,
                            default=512 if kind == "activations" else None,
                            help="use only the first N test images (default: "
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag, None)
         if value is not None and value < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if not 20 <= args.dpi <= 600:
+        raise ConfigError(f"--dpi must be in 20..600, got {args.dpi}")
     model, cfg, ckpt = model_from_checkpoint(args.checkpoint)
     kind = args.viz_command
     if kind == "kernels":
