@@ -271,7 +271,7 @@ def test_scratch_build_matches_and_state_dicts_load_both_ways(name, side):
 
 def test_to_scratch_keeps_weights_and_training_mode():
     pytest.importorskip("cnnlab.layers")
-    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.MaxPool2d(2),
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.MaxPool2d(3, 1, 1, 2),
                         nn.Conv2d(4, 4, 3, stride=2, bias=False), nn.AvgPool2d(2, padding=1))
     X = torch.rand(1, 2, 12, 12)
     want = net(X)
@@ -279,6 +279,8 @@ def test_to_scratch_keeps_weights_and_training_mode():
     assert type(net[0]).__name__ == "ScratchConv2d" and net.training
     assert net[2].bias is None and list(net.state_dict()) == ["0.weight", "0.bias", "2.weight"]
     assert torch.allclose(net(X), want, atol=1e-5)
+    with pytest.raises(ConfigError, match="ceil_mode"):
+        to_scratch(nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)))
 
 
 def test_cli_models_lists_zoo(capsys):

@@ -26,20 +26,18 @@ from cnnlab.errors import ConfigError
 def _scratch_conv(m: nn.Conv2d) -> nn.Module:
     from cnnlab.layers import ScratchConv2d
 
-    if m.padding_mode != "zeros" or isinstance(m.padding, str):
-        raise ConfigError(f"to_scratch supports zero padding given as numbers, not "
-                          f"padding={m.padding!r} padding_mode={m.padding_mode!r}")
-    return ScratchConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                         m.dilation, m.groups, m.bias is not None)
+    return ScratchConv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
+                         padding=m.padding, dilation=m.dilation, groups=m.groups,
+                         bias=m.bias is not None, padding_mode=m.padding_mode)
 
 
 def _scratch_max_pool(m: nn.MaxPool2d) -> nn.Module:
     from cnnlab.layers import ScratchMaxPool2d
 
-    if m.ceil_mode or m.return_indices or m.dilation not in (1, (1, 1)):
-        raise ConfigError("to_scratch supports MaxPool2d without ceil_mode, return_indices "
-                          "or dilation")
-    return ScratchMaxPool2d(m.kernel_size, m.stride, m.padding)
+    if m.ceil_mode or m.return_indices:
+        raise ConfigError("to_scratch supports MaxPool2d without ceil_mode or return_indices; "
+                          "build the model with the defaults")
+    return ScratchMaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation)
 
 
 def _scratch_avg_pool(m: nn.AvgPool2d) -> nn.Module:
@@ -48,7 +46,7 @@ def _scratch_avg_pool(m: nn.AvgPool2d) -> nn.Module:
     has_padding = m.padding not in (0, (0, 0))
     if m.ceil_mode or m.divisor_override or (has_padding and not m.count_include_pad):
         raise ConfigError("to_scratch supports AvgPool2d without ceil_mode, divisor_override "
-                          "or count_include_pad=False")
+                          "or count_include_pad=False; build the model with the defaults")
     return ScratchAvgPool2d(m.kernel_size, m.stride, m.padding)
 
 
