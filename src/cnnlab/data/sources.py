@@ -10,7 +10,10 @@ Search order (first folder holding all four files wins):
 
 Each folder may hold the four files itself or under ``<name>/``,
 ``FashionMNIST/raw/`` (torchvision's and so d2l's layout) and similar names; the
-files may be gzip-compressed or not. When the files are nowhere, they are
+files may be gzip-compressed or not. Files found locally are checked by
+structure (the IDX reader), not by md5: Debian's package ships the same data
+recompressed, so its ``.gz`` files have other md5 sums than the originals.
+When the files are nowhere, they are
 downloaded from the official mirror into the user cache, checked against the
 published md5 sums and renamed into place only when complete. Set
 ``CNNLAB_NO_DOWNLOAD=1`` to forbid downloads (tests, air-gapped machines).
