@@ -189,3 +189,12 @@ def test_cli_errors(capsys):
     assert "smaller kernel" in capsys.readouterr().err
     assert main(["shape", "--kernel", "5"]) == 2
     assert main(["shape", "--input", "4,4,4", "--kernel", "3"]) == 2
+
+
+def test_scratch_layers_give_the_same_fields():
+    pytest.importorskip("cnnlab.models")
+    from cnnlab.models import create_model
+
+    rows = _rows(create_model("lenet", scratch=True), (28, 28))
+    assert [r[0] for r in rows] == ["ScratchConv2d", "ScratchAvgPool2d"] * 2
+    assert [r[1:] for r in rows] == [e[1:] for e in LENET_28]
