@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     evals = {k: make_eval(m, X) for k, (m, X) in nets.items()}
     train: dict[str, list] = {k: [] for k in nets}
     infer: dict[str, list] = {k: [] for k in nets}
+    warm = 1 if args.quick else 3
     for k in nets:  # warm-up: oneDNN primitive creation, allocator
-        timed(steps[k], 3)
-        timed(evals[k], 3)
+        timed(steps[k], warm)
+        timed(evals[k], warm)
     for _ in range(args.rounds):
         for k in nets:
             train[k].append(timed(steps[k], args.steps))
