@@ -242,7 +242,7 @@ def test_min_input_size_is_the_smallest_that_runs(name):
         with pytest.raises(ConfigError, match=f"at least {side}x{side}"):
             create_model(name, input_size=side - 1)
     else:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ConfigError, match=f"at least {side}x{side}, got {side - 1}x"):
             net(torch.zeros(1, 1, side - 1, side - 1, device="meta"))
 
 

@@ -97,6 +97,14 @@ def require_side(model_name: str, input_size: int, side_fn: Callable[[int], int]
     return side
 
 
+def check_min_side(model_name: str, X: torch.Tensor, least: int, book_size: int) -> None:
+    """One-line error for an input smaller than a global-pooling model accepts (NiN, DenseNet)."""
+    h, w = int(X.shape[-2]), int(X.shape[-1])
+    if min(h, w) < least:
+        raise ConfigError(f"{model_name} needs inputs of at least {least}x{least}, got "
+                          f"{h}x{w}; pass --resize {book_size}")
+
+
 def check_input_side(model_name: str, X: torch.Tensor, built_for: int,
                      side_fn: Callable[[int], int]) -> None:
     """Clear error for a model whose flatten size was fixed at construction (book's LeNet/VGG).

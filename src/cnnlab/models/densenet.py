@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._common import check_positive, conv_out, init_cnn
+from cnnlab.models._common import check_min_side, check_positive, conv_out, init_cnn, smallest_side
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import stem
 
@@ -93,7 +93,12 @@ class DenseNet(nn.Sequential):
         ]))))
         super().__init__(OrderedDict(layers))
         self.num_transitions = len(arch) - 1
+        self.min_side = smallest_side(self.feature_side)
         self.apply(init_cnn)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_min_side("densenet", X, self.min_side, book_size=96)
+        return super().forward(X)
 
     def feature_side(self, n: int) -> int:
         """Side of the map entering global pooling for an n x n input (pixels)."""

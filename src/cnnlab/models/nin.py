@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
-from cnnlab.models._common import check_positive, conv_out, init_cnn
+from cnnlab.models._common import check_min_side, check_positive, conv_out, init_cnn, smallest_side
 from cnnlab.models.registry import register_model
 
 
@@ -55,7 +56,12 @@ class NiN(nn.Sequential):
             ("gap", nn.AdaptiveAvgPool2d((1, 1))),
             ("flatten", nn.Flatten()),
         ]))
+        self.min_side = smallest_side(self.feature_side)
         self.apply(init_cnn)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_min_side("nin", X, self.min_side, book_size=224)
+        return super().forward(X)
 
     @staticmethod
     def feature_side(n: int) -> int:
