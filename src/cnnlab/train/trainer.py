@@ -260,6 +260,12 @@ class Trainer:
                     torch.use_deterministic_algorithms(True, warn_only=True)
                 else:
                     torch.use_deterministic_algorithms(True)
+            if (self._run_dir is not None and self.resume is None
+                    and (self._run_dir / "last.pt").exists()):
+                # say so before any work (and before other DDP ranks wait on this one)
+                raise ConfigError(
+                    f"{self._run_dir} already holds a run (last.pt); continue it with "
+                    "--resume auto --out DIR, or pick another --out")
             self.dist.start(self.device)
             seed_everything(cfg.seed)
             self._build()
