@@ -83,6 +83,8 @@ def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None
     Args:
         X: (N, C, H, W) or (C, H, W). kernel_size, stride, padding, dilation: int or pair;
         stride defaults to kernel_size; padding (filled with -inf) is at most kernel/2.
+        A dilated window that lies entirely in the padding yields -inf and passes no
+        gradient back (F credits it to an arbitrary pixel).
 
     Example:
         >>> import torch
