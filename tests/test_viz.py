@@ -59,7 +59,7 @@ def test_cli_features_from_image_file(checkpoint, tmp_path, capsys):
     out = tmp_path / "f.png"
     assert main(["viz", "features", str(checkpoint), str(img), "--invert", "--out", str(out)]) == 0
     assert _png_size(out)[0] > 300
-    assert "conv1" in capsys.readouterr().out
+    assert "act1: 6x28x28" in capsys.readouterr().out
 
 
 def test_cli_bad_input(checkpoint, tmp_path, capsys):
