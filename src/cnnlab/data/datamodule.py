@@ -117,7 +117,7 @@ class DataModule:
         device: where the data and the batches live (``"cpu"``, ``"cuda"``, ...).
         normalize: standardise with the training split's pixel mean and std
             (computed, 0.2860 / 0.3530 for Fashion-MNIST) instead of plain X/255.
-        augment: None, or any of ``"crop"`` (pad 4, random crop), ``"flip"``
+        augment: None, or any of ``"crop"`` (pad 4 px at 28x28, random crop), ``"flip"``
             (horizontal) and ``"erase"`` (random erasing) joined by ``+``;
             training batches only.
         seed: seeds the shuffle and the augmentation (with the epoch and rank).
