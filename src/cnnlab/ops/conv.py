@@ -1,6 +1,6 @@
 """Vectorised 2-D convolution (cross-correlation) from scratch: im2col + matmul.
 
-``conv2d`` has the semantics of ``torch.nn.functional.conv2d`` (shapes, values and
+``conv2d`` has the semantics of PyTorch's functional conv2d (shapes, values and
 gradients) but is built from ``F.pad``, ``Tensor.as_strided`` and ``matmul``:
 
 * forward (im2col, d2l 7.4.3 generalised): every window of the zero-padded input
@@ -36,7 +36,7 @@ Pads = tuple[int, int, int, int]  # (top, bottom, left, right), in pixels
 
 def _resolve_padding(padding: IntOrPair | str, kernel: tuple[int, int],
                      stride: tuple[int, int], dilation: tuple[int, int]) -> Pads:
-    """Explicit (top, bottom, left, right) padding; 'valid' and 'same' as in F.conv2d."""
+    """Explicit (top, bottom, left, right) padding; 'valid' and 'same' as in PyTorch's conv2d."""
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0, 0, 0)
@@ -137,7 +137,7 @@ class _Conv2dFunction(torch.autograd.Function):
 def conv2d(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            stride: IntOrPair = 1, padding: IntOrPair | str = 0, dilation: IntOrPair = 1,
            groups: int = 1) -> torch.Tensor:
-    """2-D cross-correlation of a batch, exactly like ``torch.nn.functional.conv2d``.
+    """2-D cross-correlation of a batch, exactly like PyTorch's functional conv2d.
 
     Args:
         X: input (N, C, H, W), or (C, H, W) for one unbatched image.

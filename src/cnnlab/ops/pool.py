@@ -1,6 +1,6 @@
 """Vectorised max and average pooling from scratch (d2l 7.5).
 
-Semantics of ``F.max_pool2d`` / ``F.avg_pool2d`` with their defaults: the stride
+Semantics of PyTorch's functional max_pool2d / avg_pool2d with their defaults: the stride
 defaults to the kernel size, max pooling pads with -inf, average pooling counts
 the zero padding in the divisor (``count_include_pad=True``), padding may be at
 most half the kernel, and no window starts in the padding alone.
@@ -78,7 +78,7 @@ def _line_slices(k: int, s: int, out: int):
 
 def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
                padding: IntOrPair = 0, dilation: IntOrPair = 1) -> torch.Tensor:
-    """Maximum over each window, like ``F.max_pool2d`` (ceil_mode=False).
+    """Maximum over each window, like PyTorch's functional max_pool2d (ceil_mode=False).
 
     Args:
         X: (N, C, H, W) or (C, H, W). kernel_size, stride, padding, dilation: int or pair;
@@ -177,7 +177,7 @@ def _out_hw(Xp: torch.Tensor, k: tuple[int, int], s: tuple[int, int]) -> tuple[i
 
 def avg_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
                padding: IntOrPair = 0) -> torch.Tensor:
-    """Mean over each window, like ``F.avg_pool2d`` (zero padding counted in the mean).
+    """Mean over each window, like PyTorch's functional avg_pool2d (padding counts as 0).
 
     Example:
         >>> import torch
