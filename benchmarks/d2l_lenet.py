@@ -88,43 +88,59 @@ def machine() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each; order ABBA... (cnnlab, d2l, d2l, cnnlab) so that a "
+                         "drifting machine load hits both alike")
     ap.add_argument("--skip-d2l", action="store_true", help="only cnnlab.d2l")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/d2l.md"))
     args = ap.parse_args()
+    if not args.skip_d2l and (not D2L_PY.exists() or not D2L_CWD.exists()):
+        raise SystemExit(f"no d2l venv at {D2L_PY} / {D2L_CWD}: see benchmarks/README-d2l.md")
     load_before = os.getloadavg()
-    results = {"cnnlab.d2l": run(sys.executable, ROOT, args.epochs, False, args.timeout)}
-    print("cnnlab.d2l", results["cnnlab.d2l"], flush=True)
-    if not args.skip_d2l:
-        if not D2L_PY.exists() or not D2L_CWD.exists():
-            raise SystemExit(f"no d2l venv at {D2L_PY} / {D2L_CWD}: see benchmarks/README-d2l.md")
-        results["d2l 1.0.3"] = run(str(D2L_PY), D2L_CWD, args.epochs, True, args.timeout)
-        print("d2l 1.0.3", results["d2l 1.0.3"], flush=True)
+    order = []
+    for i in range(args.repeat):
+        pair = ["cnnlab.d2l", "d2l 1.0.3"] if i % 2 == 0 else ["d2l 1.0.3", "cnnlab.d2l"]
+        order += [n for n in pair if not (args.skip_d2l and n == "d2l 1.0.3")]
+    runs: dict[str, list[dict]] = {}
+    for name in order:
+        real = name == "d2l 1.0.3"
+        r = run(str(D2L_PY) if real else sys.executable, D2L_CWD if real else ROOT,
+                args.epochs, real, args.timeout)
+        r["load"] = os.getloadavg()[0]
+        runs.setdefault(name, []).append(r)
+        print(name, r, flush=True)
     load_after = os.getloadavg()
     m = machine()
-    cmd = "python benchmarks/d2l_lenet.py" + (f" --epochs {args.epochs}"
-                                             if args.epochs != 10 else "")
+    cmd = "python benchmarks/d2l_lenet.py" + "".join([
+        f" --epochs {args.epochs}" if args.epochs != 10 else "",
+        f" --repeat {args.repeat}" if args.repeat != 1 else "",
+        " --skip-d2l" if args.skip_d2l else ""])
     lines = [
         "## d2l LeNet training cell: d2l 1.0.3 vs cnnlab.d2l", "",
-        f"Command: `{cmd}{' --skip-d2l' if args.skip_d2l else ''}`  ",
+        f"Command: `{cmd}`  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}  ",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), no GPU used  ",
         f"Load average (1/5/15 min): before {' '.join(f'{x:.1f}' for x in load_before)}, "
         f"after {' '.join(f'{x:.1f}' for x in load_after)} (a shared machine)", "",
-        f"The cell of tests/notebooks/ch7_6_lenet.py: LeNet, {args.epochs} epochs, batch 128, "
-        "SGD lr 0.1, Fashion-MNIST 28x28; each in a fresh process, one after the other. "
-        "Wall time covers the whole cell (data module, apply_init, fit).", "",
-        "| implementation | torch | wall time (s) | s/epoch | final val_acc | final val_loss |",
-        "|---|---|---|---|---|---|",
+        f"The cell of tests/notebooks/ch7_6_lenet.py: LeNet, {args.epochs} epoch(s), batch 128, "
+        "SGD lr 0.1, Fashion-MNIST 28x28; each run in a fresh process, in the order "
+        f"{', '.join(order)}. Wall time covers the whole cell (data module, apply_init, fit).",
+        "",
+        "| implementation | torch | run | wall time (s) | s/epoch | final val_acc "
+        "| final val_loss | 1-min load at end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['torch']} | {r['wall_s']:.1f} | "
-                     f"{r['wall_s'] / args.epochs:.1f} | {r['val_acc']:.3f} | "
-                     f"{r['val_loss']:.3f} |")
-    if len(results) == 2:
-        ratio = results["d2l 1.0.3"]["wall_s"] / results["cnnlab.d2l"]["wall_s"]
-        lines += ["", f"cnnlab.d2l took {1 / ratio:.2f}x the wall time of d2l 1.0.3 "
-                  f"({ratio:.2f}x faster), same session."]
+    for name, rs in runs.items():
+        for i, r in enumerate(rs, 1):
+            lines.append(f"| {name} | {r['torch']} | {i} | {r['wall_s']:.1f} | "
+                         f"{r['wall_s'] / args.epochs:.1f} | {r['val_acc']:.3f} | "
+                         f"{r['val_loss']:.3f} | {r['load']:.1f} |")
+    if len(runs) == 2:
+        mean = {n: sum(r["wall_s"] for r in rs) / len(rs) for n, rs in runs.items()}
+        ratio = mean["d2l 1.0.3"] / mean["cnnlab.d2l"]
+        lines += ["", f"Mean wall time d2l 1.0.3 / cnnlab.d2l = {ratio:.2f} "
+                  f"(> 1: cnnlab.d2l faster), same session."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
