@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "atomically), then parse and cache them.")
     fetch.add_argument("name", choices=_DATASETS[:2], metavar="NAME",
                        help="fashion-mnist or mnist")
-    data_dir(fetch)
+    data_dir(fetch, must_exist=True)
     fetch.add_argument("--no-progress", action="store_true", help="no download progress bar")
     fetch.set_defaults(func=run_fetch)
 
