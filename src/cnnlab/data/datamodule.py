@@ -153,7 +153,10 @@ class DataModule:
                                                               download=download)
         self.name = ds.name
         self.classes = list(ds.classes)
-        self.mean, self.std = pixel_mean_std(ds.train_images)
+        self._stats_images = ds.train_images  # the full training split, for mean/std
+        self._stats: tuple[float, float] | None = None
+        if self.normalize:
+            self._stats = pixel_mean_std(ds.train_images)
         n_train = self._subset(num_train, len(ds.train_labels), "num_train")
         n_val = self._subset(num_val, len(ds.test_labels), "num_val")
         # the one move to the device
@@ -172,6 +175,20 @@ class DataModule:
         return n
 
     # ----------------------------------------------------------------- properties
+    @property
+    def mean(self) -> float:
+        """Pixel mean of the whole training split in [0, 1] (0.2860 for Fashion-MNIST)."""
+        if self._stats is None:
+            self._stats = pixel_mean_std(self._stats_images)
+        return self._stats[0]
+
+    @property
+    def std(self) -> float:
+        """Pixel standard deviation of the training split in [0, 1] (0.3530 for Fashion-MNIST)."""
+        if self._stats is None:
+            self._stats = pixel_mean_std(self._stats_images)
+        return self._stats[1]
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
