@@ -125,6 +125,15 @@ class DataModule:
         rank, world_size: this process's shard for data-parallel training.
         dataset: a ready :class:`Dataset` to serve instead of loading ``name``.
         download: allow downloading missing files.
+
+    Example:
+        >>> dm = DataModule("synthetic", batch_size=100, resize=(32, 32), augment="crop+flip",
+        ...                 num_train=250, num_val=100)
+        >>> dm.set_epoch(3)  # epoch 3's shuffle and augmentation, whatever ran before
+        >>> [tuple(X.shape) for X, _ in dm.train_dataloader()]
+        [(100, 1, 32, 32), (100, 1, 32, 32), (50, 1, 32, 32)]
+        >>> dm.text_labels([0, 1]), dm.image_size
+        (['square', 'circle'], (32, 32))
     """
 
     def __init__(self, name: str = "fashion-mnist", batch_size: int = 128, resize=None,
