@@ -110,6 +110,47 @@ def bench_loop() -> dict[str, float]:
     return {"loop": loop, "vectorised": vec}
 
 
+def bench_breakdown(batch: int, repeats: int) -> list[str]:
+    """CPU time of each stage of ops.conv2d (forward: pad, im2col copy, GEMM; backward:
+    grad-columns GEMM, col2im adds, weight GEMM) next to F's forward + backward."""
+    from cnnlab.ops.conv import _col2im, _im2col
+
+    def cpu(fn) -> float:
+        fn()
+        runs = []
+        for _ in range(repeats):
+            start = time.process_time()
+            fn()
+            runs.append(time.process_time() - start)
+        return statistics.median(runs) * 1e3
+
+    def row(name: str, c_in: int, c_out: int, size: int, k: int, s: int, p: int) -> str:
+        X = torch.randn(batch, c_in, size, size)
+        W, b = torch.randn(c_out, c_in, k, k), torch.zeros(c_out)
+        out = ((size + 2 * p - k) // s + 1,) * 2
+        Xp = F.pad(X, (p, p, p, p))
+        cols = _im2col(Xp, (k, k), (s, s), (1, 1), out, 1)
+        Wm = W.reshape(1, c_out, -1)
+        G = torch.randn(1, c_out, cols.shape[-1])
+        grad_cols = torch.matmul(Wm.transpose(1, 2), G).reshape(c_in, k, k, batch, *out)
+        leaves = [t.clone().requires_grad_() for t in (X, W, b)]
+        stages = [
+            lambda: F.pad(X, (p, p, p, p)),
+            lambda: _im2col(Xp, (k, k), (s, s), (1, 1), out, 1),
+            lambda: torch.matmul(Wm, cols),
+            lambda: torch.matmul(Wm.transpose(1, 2), G),
+            lambda: _col2im(grad_cols, tuple(Xp.shape[2:]), (k, k), (s, s), (1, 1), out),
+            lambda: torch.matmul(G, cols.transpose(1, 2)),
+            lambda: ops.conv2d(*leaves, s, p).sum().backward(),
+            lambda: F.conv2d(*leaves, s, p).sum().backward(),
+        ]
+        return f"| {name} | " + " | ".join(f"{cpu(f):.1f}" for f in stages) + " |"
+
+    return ["| layer | pad | im2col | forward GEMM | grad-cols GEMM | col2im | weight GEMM "
+            "| ops fwd+bwd | F fwd+bwd |", "|---|---|---|---|---|---|---|---|---|",
+            *(row(name, *geometry) for name, geometry, _ in (CONVS[1], CONVS[3]))]
+
+
 def _table(rows) -> list[str]:
     lines = ["| layer | ops wall (ms) | F wall (ms) | ratio wall | ops CPU (ms) | F CPU (ms) "
              "| ratio CPU |", "|---|---|---|---|---|---|---|"]
@@ -140,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke test, writes no file")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time each stage of ops.conv2d (1 thread, CPU ms)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ops.md")
     args = parser.parse_args(argv)
     if args.threads:
@@ -165,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{loop['loop'] * 1e3:.1f} ms; ops.conv2d on the same image: "
         f"{loop['vectorised'] * 1e3:.3f} ms ({loop['loop'] / loop['vectorised']:.0f}x).", "",
     ]
+    if args.breakdown:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        lines += [f"### where the time goes (1 thread, median CPU ms, batch {batch})", "",
+                  *bench_breakdown(batch, 2 * repeats + 1), ""]
+        torch.set_num_threads(threads)
     text = "\n".join(lines)
     print(text)
     if not args.quick:

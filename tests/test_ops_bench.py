@@ -12,7 +12,7 @@ def test_ops_benchmark_quick(capsys, tmp_path):
     spec = importlib.util.spec_from_file_location("bench_ops", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--quick", "--out", str(tmp_path / "ops.md")]) == 0
+    assert module.main(["--quick", "--breakdown", "--out", str(tmp_path / "ops.md")]) == 0
     text = capsys.readouterr().out
     for name, *_ in module.CONVS + module.POOLS:
         assert f"| {name} |" in text
