@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,11 @@ def load_image(path: str | os.PathLike, in_channels: int = 1,
     if not path.is_file():
         raise DataError(f"{path}: no such image file; give the path of a PNG or JPEG image")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # PIL warns (a second stderr line) past 89 MP; the limit below is lower anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{path}: {im.width}x{im.height} pixels is too large "
                                 f"(limit {MAX_IMAGE_PIXELS}); scale it down first")
