@@ -4,11 +4,12 @@
 gradients) but is built from ``F.pad``, ``Tensor.as_strided`` and ``matmul``:
 
 * forward (im2col, d2l 7.4.3 generalised): every window of the zero-padded input
-  becomes one column of a ``(C*kh*kw, OH*OW)`` matrix per image, so the whole
-  layer is one batched matrix product with the ``(O, C*kh*kw)`` weight matrix;
-* backward (a custom autograd Function, because autograd through ``as_strided``
-  scatters the column gradient element by element and is ~10x slower):
-  ``grad_weight = grad_out @ cols^T`` summed over the batch, and
+  becomes one column of a ``(C*kh*kw, N*OH*OW)`` matrix (the batch sits inside the
+  column axis), so a layer is one matrix product per group with the
+  ``(O, C*kh*kw)`` weight matrix;
+* backward (a custom autograd Function: autograd through the ``as_strided`` copy
+  works too but was slower in our measurements, since it goes through the generic
+  strided-view backward): ``grad_weight = grad_out @ cols^T``, and
   ``grad_input`` = col2im of ``weight^T @ grad_out``: ``kh*kw`` strided additions,
   one per kernel offset, into the padded input.
 
