@@ -51,6 +51,7 @@ def test_scratch_conv_is_a_drop_in_for_nn_conv(config):
     (ScratchMaxPool2d, nn.MaxPool2d, ((2, 3),)),
     (ScratchAvgPool2d, nn.AvgPool2d, (2,)),
     (ScratchAvgPool2d, nn.AvgPool2d, (3, 2, 1)),
+    (ScratchAvgPool2d, nn.AvgPool2d, (3, 2, 1, True)),
 ])
 def test_scratch_pools_match_nn(scratch, ref, args):
     pool, pool_ref = scratch(*args), ref(*args)
@@ -59,6 +60,13 @@ def test_scratch_pools_match_nn(scratch, ref, args):
     assert repr(pool).replace("Scratch", "") == repr(pool_ref)
     X = torch.randn(2, 3, 9, 10)
     assert torch.allclose(pool(X), pool_ref(X), atol=1e-6)
+
+
+def test_scratch_max_pool_ceil_mode_matches_nn():
+    pool, pool_ref = ScratchMaxPool2d(3, 2, ceil_mode=True), nn.MaxPool2d(3, 2, ceil_mode=True)
+    X = torch.randn(2, 3, 8, 10)
+    assert pool.ceil_mode and torch.equal(pool(X), pool_ref(X))
+    assert repr(pool).replace("Scratch", "") == repr(pool_ref)
 
 
 def test_swapping_layers_in_a_lenet_keeps_outputs():

@@ -75,7 +75,8 @@ def pool_cases(draw, with_dilation: bool):
     W = draw(st.integers(max(1, span_w - 2 * pw), max(1, span_w - 2 * pw) + 8))
     return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 3)), H=H, W=W,
                 kernel=(kh, kw), stride=stride, padding=(ph, pw), dilation=(dh, dw),
-                seed=draw(st.integers(0, 2**16)), ties=draw(st.booleans()))
+                seed=draw(st.integers(0, 2**16)), ties=draw(st.booleans()),
+                ceil_mode=draw(st.booleans()))
 
 
 def _pool_input(case) -> torch.Tensor:
@@ -89,7 +90,8 @@ def _pool_input(case) -> torch.Tensor:
 @given(pool_cases(with_dilation=True))
 def test_max_pool2d_matches_functional(case):
     X = _pool_input(case)
-    args = (case["kernel"], case["stride"], case["padding"], case["dilation"])
+    args = (case["kernel"], case["stride"], case["padding"], case["dilation"],
+            case["ceil_mode"])
     # A dilated window can fall entirely into the padding: its value is -inf in both, but
     # F then credits the gradient to an arbitrary (even out-of-plane) pixel; skip those.
     assume(not torch.isinf(F.max_pool2d(torch.zeros_like(X), *args)).any())
@@ -106,7 +108,7 @@ def test_max_pool2d_matches_functional(case):
 @given(pool_cases(with_dilation=False))
 def test_avg_pool2d_matches_functional(case):
     X = _pool_input(case)
-    args = (case["kernel"], case["stride"], case["padding"])
+    args = (case["kernel"], case["stride"], case["padding"], case["ceil_mode"])
     a, b = X.clone().requires_grad_(), X.clone().requires_grad_()
     Y, Y_ref = ops.avg_pool2d(a, *args), F.avg_pool2d(b, *args)
     _close(Y, Y_ref)
@@ -136,6 +138,8 @@ def test_gradcheck_pooling_float64():
     assert torch.autograd.gradcheck(lambda X: ops.max_pool2d(X, (2, 3), 1, (1, 1), 2), (X,))
     assert torch.autograd.gradcheck(lambda X: ops.avg_pool2d(X, 3, 2, 1), (X,))
     assert torch.autograd.gradcheck(lambda X: ops.avg_pool2d(X, 2), (X,))
+    assert torch.autograd.gradcheck(lambda X: ops.avg_pool2d(X, 3, 2, 1, True), (X,))
+    assert torch.autograd.gradcheck(lambda X: ops.max_pool2d(X, 2, 2, 0, 1, True), (X,))
     assert torch.autograd.gradgradcheck(lambda X: ops.avg_pool2d(X, (3, 2), (1, 2), 1), (X,))
 
 

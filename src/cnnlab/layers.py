@@ -158,7 +158,8 @@ class ScratchMaxPool2d(nn.Module):
     """
 
     def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 padding: IntOrPair = 0, dilation: IntOrPair = 1) -> None:
+                 padding: IntOrPair = 0, dilation: IntOrPair = 1, *,
+                 ceil_mode: bool = False) -> None:
         super().__init__()
         positive_pair(kernel_size, "kernel_size")
         nonnegative_pair(padding, "padding")
@@ -166,10 +167,11 @@ class ScratchMaxPool2d(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         positive_pair(self.stride, "stride")
-        self.padding, self.dilation, self.ceil_mode = padding, dilation, False
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, bool(ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                              self.ceil_mode)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -185,7 +187,7 @@ class ScratchAvgPool2d(nn.Module):
     """
 
     def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 padding: IntOrPair = 0) -> None:
+                 padding: IntOrPair = 0, ceil_mode: bool = False) -> None:
         super().__init__()
         positive_pair(kernel_size, "kernel_size")
         nonnegative_pair(padding, "padding")
@@ -193,10 +195,10 @@ class ScratchAvgPool2d(nn.Module):
         self.stride = stride if stride is not None else kernel_size
         positive_pair(self.stride, "stride")
         self.padding = padding
-        self.ceil_mode, self.count_include_pad = False, True
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -38,8 +38,12 @@ from cnnlab.ops.shape import IntOrPair, nonnegative_pair, positive_pair
 
 
 def _pool_setup(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None,
-                padding: IntOrPair, dilation: IntOrPair, name: str):
-    """Validate like F (ConfigError instead of RuntimeError); return the resolved geometry."""
+                padding: IntOrPair, dilation: IntOrPair, ceil_mode: bool, name: str):
+    """Validate like F (ConfigError instead of RuntimeError); return the resolved geometry.
+
+    With ceil_mode the last window may run past the padded input (never starting in the
+    right/bottom padding, as in F); ``extra`` is how far, in pixels.
+    """
     if not isinstance(X, torch.Tensor) or X.dim() not in (3, 4):
         shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
         raise ConfigError(f"{name}: X must be 4-D (N, C, H, W) or 3-D (C, H, W), got {shape}")
@@ -54,12 +58,18 @@ def _pool_setup(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | Non
                           "use a smaller padding or a larger kernel")
     H, W = X.shape[-2:]
     span = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
-    out = ((H + 2 * p[0] - span[0]) // s[0] + 1, (W + 2 * p[1] - span[1]) // s[1] + 1)
-    if H + 2 * p[0] < span[0] or W + 2 * p[1] < span[1] or min(out) < 1:
+    if H + 2 * p[0] < span[0] or W + 2 * p[1] < span[1]:
         raise ConfigError(f"{name}: kernel_size {k} (dilation {d}) is larger than the padded "
                           f"input {(H + 2 * p[0], W + 2 * p[1])} of X {tuple(X.shape)}; use a "
                           "smaller kernel or more padding")
-    return k, s, p, d, out
+    out, extra = [], []
+    for n, ki, si, pi in ((H, span[0], s[0], p[0]), (W, span[1], s[1], p[1])):
+        o = (n + 2 * pi - ki + (si - 1 if ceil_mode else 0)) // si + 1
+        if ceil_mode and (o - 1) * si >= n + pi:
+            o -= 1
+        out.append(o)
+        extra.append(max(0, (o - 1) * si + ki - (n + 2 * pi)))
+    return k, s, p, d, tuple(out), tuple(extra)
 
 
 def _window_slices(k: tuple[int, int], s: tuple[int, int], d: tuple[int, int],
@@ -77,12 +87,14 @@ def _line_slices(k: int, s: int, out: int):
 
 
 def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-               padding: IntOrPair = 0, dilation: IntOrPair = 1) -> torch.Tensor:
-    """Maximum over each window, like PyTorch's functional max_pool2d (ceil_mode=False).
+               padding: IntOrPair = 0, dilation: IntOrPair = 1,
+               ceil_mode: bool = False) -> torch.Tensor:
+    """Maximum over each window, like PyTorch's functional max_pool2d.
 
     Args:
         X: (N, C, H, W) or (C, H, W). kernel_size, stride, padding, dilation: int or pair;
         stride defaults to kernel_size; padding (filled with -inf) is at most kernel/2.
+        ceil_mode: round the output size up (a last, partial window), as in F.
         A dilated window that lies entirely in the padding yields -inf and passes no
         gradient back (F credits it to an arbitrary pixel).
 
@@ -91,9 +103,11 @@ def max_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None
         >>> max_pool2d(torch.arange(16.0).reshape(1, 1, 4, 4), 3)
         tensor([[[[10.]]]])
     """
-    k, s, p, d, (oh, ow) = _pool_setup(X, kernel_size, stride, padding, dilation, "max_pool2d")
+    k, s, p, d, (oh, ow), extra = _pool_setup(X, kernel_size, stride, padding, dilation,
+                                              ceil_mode, "max_pool2d")
     lead = X.shape[:-2]
-    Xp = F.pad(X, (p[1], p[1], p[0], p[0]), value=-float("inf")) if p != (0, 0) else X
+    pads = (p[1], p[1] + extra[1], p[0], p[0] + extra[0])
+    Xp = F.pad(X, pads, value=-float("inf")) if any(pads) else X
     Hp, Wp = Xp.shape[-2:]
     flat = Xp.reshape(-1, Hp, Wp)
     with torch.no_grad():
@@ -157,26 +171,34 @@ class _AvgPoolFunction(torch.autograd.Function):
     """Separable window sum / window area; the backward is the adjoint sum (linear)."""
 
     @staticmethod
-    def forward(ctx, X, k, s, p):  # noqa: D102
-        Xp = F.pad(X, (p[1], p[1], p[0], p[0])) if p != (0, 0) else X
-        ctx.conf = (k, s, p, tuple(Xp.shape[-2:]))
-        return _window_sum(Xp, k, s, _out_hw(Xp, k, s)) / (k[0] * k[1])
+    def forward(ctx, X, k, s, p, out, extra, divisor):  # noqa: D102
+        pads = (p[1], p[1] + extra[1], p[0], p[0] + extra[0])
+        Xp = F.pad(X, pads) if any(pads) else X
+        ctx.conf = (k, s, p, tuple(Xp.shape[-2:]), tuple(X.shape[-2:]), divisor)
+        return _window_sum(Xp, k, s, out) / divisor
 
     @staticmethod
     def backward(ctx, grad_Y):  # noqa: D102
-        k, s, p, padded_hw = ctx.conf
+        k, s, p, padded_hw, (H, W), divisor = ctx.conf
         # Differentiable ops only, so that double backward works as well.
-        full = _window_sum_transpose(grad_Y / (k[0] * k[1]), padded_hw, k, s)
-        H, W = padded_hw[0] - 2 * p[0], padded_hw[1] - 2 * p[1]
-        return full[..., p[0]:p[0] + H, p[1]:p[1] + W], None, None, None
+        full = _window_sum_transpose(grad_Y / divisor, padded_hw, k, s)
+        return full[..., p[0]:p[0] + H, p[1]:p[1] + W], None, None, None, None, None, None
 
 
-def _out_hw(Xp: torch.Tensor, k: tuple[int, int], s: tuple[int, int]) -> tuple[int, int]:
-    return ((Xp.shape[-2] - k[0]) // s[0] + 1, (Xp.shape[-1] - k[1]) // s[1] + 1)
+def _divisor(X: torch.Tensor, k, s, p, out, ceil_mode: bool) -> float | torch.Tensor:
+    """Window areas counting the padding (F's count_include_pad=True): k*k, except that a
+    ceil_mode window running past the padded input counts only its part inside it."""
+    if not ceil_mode:
+        return float(k[0] * k[1])
+    sides = []
+    for n, ki, si, pi, o in zip(X.shape[-2:], k, s, p, out):
+        start = torch.arange(o, device=X.device) * si - pi
+        sides.append((torch.clamp(start + ki, max=n + pi) - start).to(X.dtype))
+    return sides[0].view(-1, 1) * sides[1].view(1, -1)
 
 
 def avg_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-               padding: IntOrPair = 0) -> torch.Tensor:
+               padding: IntOrPair = 0, ceil_mode: bool = False) -> torch.Tensor:
     """Mean over each window, like PyTorch's functional avg_pool2d (padding counts as 0).
 
     Example:
@@ -186,7 +208,8 @@ def avg_pool2d(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None
                   [0.5000, 1.0000, 0.5000],
                   [0.2500, 0.5000, 0.2500]]]])
     """
-    k, s, p, _, _ = _pool_setup(X, kernel_size, stride, padding, 1, "avg_pool2d")
+    k, s, p, _, out, extra = _pool_setup(X, kernel_size, stride, padding, 1, ceil_mode,
+                                         "avg_pool2d")
     if not X.is_floating_point():
         raise ConfigError(f"avg_pool2d needs a floating-point X, got {X.dtype}")
-    return _AvgPoolFunction.apply(X, k, s, p)
+    return _AvgPoolFunction.apply(X, k, s, p, out, extra, _divisor(X, k, s, p, out, ceil_mode))
