@@ -93,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         first = " ".join(str(e).split())[:300]
+        if isinstance(e, MemoryError) or "out of memory" in first or "not enough memory" in first:
+            # too large a --batch-size, --resize or model for this machine: the user's to fix
+            print(f"cnnlab: error: out of memory ({first[:120]}); use a smaller --batch-size "
+                  "or --resize, or a smaller model", file=sys.stderr)
+            return 2
         print(f"cnnlab: internal error: {type(e).__name__}: {first} (run again with --debug "
               "for the traceback and report it)", file=sys.stderr)
         return 1

@@ -105,8 +105,8 @@ def run_show(args: argparse.Namespace) -> int:
     from cnnlab.data.show import image_grid
     from cnnlab.errors import ConfigError
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    if not 1 <= args.n <= 500:  # one subplot per image: thousands would take minutes
+        raise ConfigError(f"--n must be between 1 and 500, got {args.n}")
     if args.augment and args.split != "train":
         raise ConfigError("--augment applies to training images; drop --split test")
     dm = DataModule(args.dataset, batch_size=args.n, resize=args.resize, root=args.data_dir,

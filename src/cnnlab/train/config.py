@@ -96,8 +96,10 @@ class TrainConfig:
             if bad or not parts:
                 raise ConfigError(
                     f"augment must be a comma list of crop, flip, erase; got {self.augment!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) \
+                or not -2**63 <= self.seed < 2**63:  # torch.manual_seed takes 64 bits
+            raise ConfigError(f"seed must be an integer in -2**63..2**63-1, got {self.seed!r}; "
+                              "e.g. --seed 0")
         return self
 
 
