@@ -209,7 +209,9 @@ CASES = [
     ("shape-nothing", "shape", r"--input"),
     ("data-show-augment-test", "data show --dataset synthetic --augment crop --split test",
      r"--augment applies to training"),
-    ("data-show-n-zero", "data show --dataset synthetic --n 0", r"--n must be at least 1"),
+    ("data-show-n-zero", "data show --dataset synthetic --n 0", r"--n must be between 1"),
+    ("data-show-n-huge", "data show --dataset synthetic --n 1000000", r"--n must be between"),
+    ("seed-too-large", T + " --seed 100000000000000000000000", r"seed must be an integer in"),
     ("reproduce-epochs-zero", "reproduce lenet --dataset synthetic --epochs 0",
      r"epochs must be a positive integer"),
 ]
@@ -345,3 +347,22 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys):
     assert "internal error" in line and "--debug" in line
     with pytest.raises(KeyError):
         main(["--debug", "models"])
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
+                 "you tried to allocate 4294967296 bytes."),
+    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+], ids=["MemoryError", "cpu-allocator", "cuda"])
+def test_out_of_memory_is_bad_input_not_a_bug(monkeypatch, capsys, error):
+    # too large a --batch-size or --resize for this machine: one line, exit 2, what to do
+    import cnnlab.cli.models as cli_models
+
+    def hungry(args):
+        raise error
+
+    monkeypatch.setattr(cli_models, "run_models", hungry)
+    assert main(["models"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "out of memory" in line and "--batch-size" in line
