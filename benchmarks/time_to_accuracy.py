@@ -56,21 +56,25 @@ def run_recipe(recipe: str, extra: list[str], timeout: float) -> dict:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env, cwd=tmp)
         epochs = []
+        killed = False
         assert proc.stdout is not None
         for line in proc.stdout:
             m = EPOCH_LINE.match(line.strip())
             if m:
                 epochs.append((time.perf_counter() - start, float(m.group(3))))
                 print(f"  {recipe}: {line.strip()}  [{epochs[-1][0]:.1f} s]", flush=True)
-            if time.perf_counter() - start > timeout:
+            if time.perf_counter() - start > timeout:  # report the epochs reached so far
                 proc.kill()
+                killed = True
                 break
         err = proc.stderr.read() if proc.stderr else ""
         rc = proc.wait()
         wall = time.perf_counter() - start
-    if rc != 0 or not epochs:
+    if (rc != 0 and not killed) or not epochs:
         raise SystemExit(f"{' '.join(cmd)} failed (rc {rc}):\n{err[-3000:]}")
     shown = ["cnnlab", "train", model, "--recipe", recipe, *extra]
+    if killed:
+        shown.append(f"(stopped at the {timeout:.0f} s --timeout)")
     return {"cmd": " ".join(shown), "epochs": epochs, "wall": wall}
 
 
