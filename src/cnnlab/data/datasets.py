@@ -187,7 +187,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, seed: int = 0
         >>> load_dataset("synthetic").classes[:3]
         ['square', 'circle', 'triangle']
     """
-    key = name.lower().replace("_", "-")
+    key = str(name).lower().replace("_", "-")  # str(): None or a number is an unknown name
     if key == "synthetic":
         from cnnlab.data.synthetic import make_synthetic
 

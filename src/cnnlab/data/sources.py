@@ -102,7 +102,7 @@ SOURCES: dict[str, SourceSpec] = {
 
 def get_spec(name: str) -> SourceSpec:
     """The :class:`SourceSpec` of ``name`` (``fashion-mnist`` or ``mnist``)."""
-    key = name.lower().replace("_", "-")
+    key = str(name).lower().replace("_", "-")
     if key == "fashionmnist":
         key = "fashion-mnist"
     if key not in SOURCES:

@@ -80,6 +80,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         Traceback (most recent call last):
         cnnlab.errors.CheckpointError: checkpoint /nonexistent.pt does not exist; ...
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a checkpoint path must be a str or os.PathLike, got "
+                              f"{type(path).__name__}; pass the path of a best.pt or last.pt")
     path = Path(path)
     if not path.exists():
         raise CheckpointError(

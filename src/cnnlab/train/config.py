@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,13 @@ class TrainConfig:
     recipe: str | None = None  # the named recipe this config came from, if any
     extra: dict[str, Any] = field(default_factory=dict)  # model kwargs (e.g. arch)
 
+    def __post_init__(self) -> None:
+        # pathlib.Path is welcome for folders; store str so that config.json stays JSON
+        for name in ("data_dir", "out_dir"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what config.json and checkpoints hold)."""
         return dataclasses.asdict(self)
@@ -96,6 +104,16 @@ class TrainConfig:
             if bad or not parts:
                 raise ConfigError(
                     f"augment must be a comma list of crop, flip, erase; got {self.augment!r}")
+        for name in ("normalize", "channels_last", "compile", "deterministic", "dry_run",
+                     "tta"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("model", "data_dir", "out_dir", "recipe", "augment"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string, got {value!r}")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"extra must be a dict of model options, got {self.extra!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) \
                 or not -2**63 <= self.seed < 2**63:  # torch.manual_seed takes 64 bits
             raise ConfigError(f"seed must be an integer in -2**63..2**63-1, got {self.seed!r}; "
@@ -109,6 +127,9 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _finite(name: str, value: Any) -> float:
+    # a str such as "0.1" would pass float() here and then fail deep inside torch
+    if isinstance(value, (bool, str, bytes)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
