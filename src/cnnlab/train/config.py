@@ -110,7 +110,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("model", "data_dir", "out_dir", "recipe", "augment"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
+            if (value is not None or name == "model") and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
         if not isinstance(self.extra, dict):
             raise ConfigError(f"extra must be a dict of model options, got {self.extra!r}")
