@@ -366,3 +366,52 @@ def test_out_of_memory_is_bad_input_not_a_bug(monkeypatch, capsys, error):
     assert main(["models"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "out of memory" in line and "--batch-size" in line
+
+
+def _api_cases():
+    from cnnlab import ops
+    from cnnlab.data import DataModule, load_dataset
+    from cnnlab.train import TrainConfig, Trainer
+
+    def fit(**kw):
+        base = dict(model="lenet-modern", dataset="synthetic", epochs=1, num_train=64,
+                    batch_size=32)
+        return Trainer(TrainConfig(**{**base, **kw}), save=False).fit()
+
+    return [
+        ("lr-as-text", lambda: fit(lr="0.1"), ValueError, r"lr must be a number"),
+        ("epochs-as-text", lambda: TrainConfig(epochs="3").validate(), ValueError, r"epochs"),
+        ("flag-as-text", lambda: TrainConfig(normalize="yes").validate(), ValueError,
+         r"normalize must be True or False"),
+        ("extra-not-dict", lambda: fit(extra=[1]), ValueError, r"extra must be a dict"),
+        ("extra-unknown", lambda: fit(extra={"width": 2}), ValueError, r"width"),
+        ("out-dir-number", lambda: fit(out_dir=5), ValueError, r"out_dir must be a string"),
+        ("model-none", lambda: fit(model=None), ValueError, r"model must be a string"),
+        ("dataset-none", lambda: load_dataset(None), ValueError, r"unknown dataset"),
+        ("datamodule-none", lambda: DataModule(None), ValueError, r"unknown dataset"),
+        ("datamodule-batch", lambda: DataModule("synthetic", batch_size=0), ValueError,
+         r"batch_size"),
+        ("checkpoint-none", lambda: load_checkpoint(None), CheckpointError, r"str or os"),
+        ("num-classes-zero", lambda: create_model("lenet", num_classes=0), ValueError,
+         r"num_classes"),
+        ("conv-channels", lambda: ops.conv2d(torch.zeros(1, 3, 8, 8), torch.zeros(4, 2, 3, 3)),
+         ValueError, r"channel"),
+        ("corr2d-kernel-too-big", lambda: ops.corr2d(torch.zeros(2, 2), torch.zeros(3, 3)),
+         ValueError, r"no larger than X"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_api_cases())),
+                         ids=[c[0] for c in _api_cases()])
+def test_python_api_bad_input_raises_a_cnnlab_error(case):
+    _, call, kind, wanted = _api_cases()[case]
+    with pytest.raises(kind, match=wanted) as info:
+        call()
+    assert isinstance(info.value, CnnlabError) and "\n" not in str(info.value)
+
+
+def test_a_pathlib_path_is_fine_for_folders(tmp_path):
+    from cnnlab.train import TrainConfig
+
+    cfg = TrainConfig(out_dir=tmp_path / "run", data_dir=tmp_path).validate()
+    assert cfg.out_dir == str(tmp_path / "run") and json.dumps(cfg.to_dict())
