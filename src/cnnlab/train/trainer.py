@@ -334,6 +334,8 @@ class Trainer:
         for i, (X, y) in enumerate(self.data.train_dataloader()):
             if i >= self.steps_per_epoch:
                 break
+            if X.device != self.device:  # a user's own data module on another device
+                X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if cfg.channels_last and X.dim() == 4:
                 X = X.contiguous(memory_format=torch.channels_last)
             with self._autocast():
@@ -472,6 +474,8 @@ class Trainer:
         for i, (X, y) in enumerate(loader):
             if i >= limit:
                 break
+            if X.device != self.device:
+                X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.config.channels_last and X.dim() == 4:
                 X = X.contiguous(memory_format=torch.channels_last)
             with self._autocast():
