@@ -325,7 +325,7 @@ def test_api_raises_the_documented_classes_with_the_cli_message(files, capsys):
         summary(create_model("lenet"), (1, 3, 28, 28))
 
 
-def test_os_errors_are_one_line(files, capsys, monkeypatch):
+def test_os_errors_are_one_line(files, capsys):
     # a folder that cannot be created (a file is in the way) is the OS's message, one line
     blocker = files["okimage"]
     rc = main(["data", "show", "--dataset", "synthetic", "--n", "2",
