@@ -76,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnlab models | head`: the reader left; not an error to print
+        import os
+
+        try:  # no second BrokenPipeError when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a real file (captured, notebook)
+            pass
+        return 141  # 128 + SIGPIPE, what the shell reports for other programs
     except (CnnlabError, ValueError, OSError) as e:
         # OSError: a full disk, a read-only or missing folder, a path that is a file...
         # what the user's machine said, with the path, in one line
