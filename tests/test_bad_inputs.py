@@ -415,3 +415,15 @@ def test_a_pathlib_path_is_fine_for_folders(tmp_path):
 
     cfg = TrainConfig(out_dir=tmp_path / "run", data_dir=tmp_path).validate()
     assert cfg.out_dir == str(tmp_path / "run") and json.dumps(cfg.to_dict())
+
+
+def test_a_closed_pipe_is_not_an_error_message(monkeypatch, capsys):
+    # `cnnlab models | head -1`: the reader went away; say nothing, exit like SIGPIPE
+    import cnnlab.cli.models as cli_models
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_models, "run_models", closed)
+    assert main(["models"]) == 141
+    assert capsys.readouterr().err == ""
