@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import torch
@@ -41,6 +42,15 @@ def _is_scratch_conv(module: nn.Module) -> bool:
     # cnnlab.layers.ScratchConv2d mirrors nn.Conv2d's attributes; matched by name to
     # keep the import direction models -> layers one-way and optional.
     return type(module).__name__ == "ScratchConv2d"
+
+
+def pooled_head(num_channels: int, num_classes: int) -> nn.Sequential:
+    """Global average pooling, flatten, one Linear: the head of ResNet and AnyNet (8.6, 8.8)."""
+    return nn.Sequential(OrderedDict([
+        ("gap", nn.AdaptiveAvgPool2d((1, 1))),
+        ("flatten", nn.Flatten()),
+        ("fc", nn.Linear(num_channels, num_classes)),
+    ]))
 
 
 def conv_out(n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:

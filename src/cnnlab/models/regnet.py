@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn
+from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn, pooled_head
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import ResNeXtBlock
 
@@ -58,11 +58,7 @@ class AnyNet(nn.Sequential):
             layers.append((f"stage{i + 1}", anynet_stage(channels, depth, num_channels, groups,
                                                          bot_mul)))
             channels = num_channels
-        layers.append(("head", nn.Sequential(OrderedDict([
-            ("gap", nn.AdaptiveAvgPool2d((1, 1))),
-            ("flatten", nn.Flatten()),
-            ("fc", nn.Linear(channels, num_classes)),
-        ]))))
+        layers.append(("head", pooled_head(channels, num_classes)))
         super().__init__(OrderedDict(layers))
         self.arch = arch
         self.apply(init_cnn)

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn
+from cnnlab.models._common import as_arch, check_positive, conv_out, init_cnn, pooled_head
 from cnnlab.models.registry import register_model
 
 RESNET18_ARCH = ((2, 64), (2, 128), (2, 256), (2, 512))
@@ -196,11 +196,7 @@ class ResNet(nn.Sequential):
             layers.append((f"stage{i + 1}", stage(block_fn, channels, num_residuals,
                                                   num_channels, first_block=i == 0)))
             channels = num_channels
-        layers.append(("head", nn.Sequential(OrderedDict([
-            ("gap", nn.AdaptiveAvgPool2d((1, 1))),
-            ("flatten", nn.Flatten()),
-            ("fc", nn.Linear(channels, num_classes)),
-        ]))))
+        layers.append(("head", pooled_head(channels, num_classes)))
         super().__init__(OrderedDict(layers))
         self.arch = arch
         self.apply(init_cnn)
