@@ -63,7 +63,8 @@ def run_recipe(recipe: str, extra: list[str], timeout: float) -> dict:
             if m:
                 epochs.append((time.perf_counter() - start, float(m.group(3))))
                 print(f"  {recipe}: {line.strip()}  [{epochs[-1][0]:.1f} s]", flush=True)
-            if time.perf_counter() - start > timeout:  # report the epochs reached so far
+            last = bool(m) and m.group(1) == m.group(2)
+            if time.perf_counter() - start > timeout and not last:  # keep what was reached
                 proc.kill()
                 killed = True
                 break
