@@ -99,8 +99,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise CheckpointError(_unpickling_message(path, str(e))) from None
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
         raise CheckpointError(
-            f"{path} is truncated or not a checkpoint ({type(e).__name__}); "
-            "use the run's other checkpoint (best.pt/last.pt) or retrain") from None
+            f"{path} is not a cnnlab checkpoint (truncated, damaged or not written by "
+            f"torch.save: {type(e).__name__}); use the run's other checkpoint "
+            "(best.pt/last.pt) or retrain") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a cnnlab checkpoint (no format={FORMAT!r} entry); "
