@@ -152,3 +152,12 @@ def test_registry_lenet_is_accelerated():
     assert type(net.conv1) is FastConv2d and type(net.pool2) is FastAvgPool2d
     assert list(net.state_dict()) == keys
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_fast_avg_pool_keeps_channels_last():
+    pool = accelerate(nn.Sequential(nn.AvgPool2d(2)), "cpu")[0]
+    assert isinstance(pool, FastAvgPool2d)
+    X = torch.randn(3, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    Y = pool(X)
+    assert Y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(Y, F.avg_pool2d(X, 2))

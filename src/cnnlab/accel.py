@@ -54,8 +54,9 @@ class FastAvgPool2d(nn.AvgPool2d):
     """``nn.AvgPool2d`` (kernel = stride, no padding) computed by reshaped sums."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        if X.dim() != 4 or X.device.type != "cpu" or not X.is_floating_point():
-            return super().forward(X)
+        if X.dim() != 4 or X.device.type != "cpu" or not X.is_floating_point() or (
+                X.is_contiguous(memory_format=torch.channels_last) and not X.is_contiguous()):
+            return super().forward(X)  # NHWC stays NHWC: the library kernel keeps it
         return avg_pool2d_fast(X, _side(self.kernel_size))
 
 
