@@ -125,3 +125,16 @@ def test_predict_refuses_images_over_the_pixel_limit(trained, tmp_path, monkeypa
     Image.new("L", (40, 40)).save(tmp_path / "big.png")
     assert main(["predict", str(trained / "best.pt"), str(tmp_path / "big.png")]) == 2
     assert "megapixels" in capsys.readouterr().err
+
+
+def test_a_recipe_names_the_model_so_none_is_needed(capsys):
+    code = main(["train", "--recipe", "fast-cpu", "--dataset", "synthetic", "--dry-run",
+                 "--num-threads", "1"])
+    assert code == 0
+    assert "training fastnet" in capsys.readouterr().out
+
+
+def test_no_model_and_no_recipe_is_one_line_exit_2(capsys):
+    assert main(["train", "--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name the model" in err[0]

@@ -68,7 +68,9 @@ def register(subparsers) -> None:
         description="Train a model from `cnnlab models` with the book's settings; every "
                     "flag overrides one. Leaves a run directory with config.json, metrics, "
                     "curves.png, confusion.png, best.pt and last.pt.")
-    p.add_argument("model", help="model name, e.g. lenet, vgg11-narrow, resnet18")
+    p.add_argument("model", nargs="?", default=None,
+                   help="model name, e.g. lenet, vgg11-narrow, resnet18 (may be left out "
+                        "with --recipe, which names one, or --resume PATH)")
     _flags(p)
     p.add_argument("--resume", metavar="PATH|auto",
                    help="continue from a checkpoint; auto: <--out>/last.pt when it exists")
@@ -131,6 +133,9 @@ def _train(args: argparse.Namespace) -> int:
     from cnnlab.train.resolve import config_for_resume, resolve_config
     from cnnlab.train.trainer import Trainer
 
+    if args.model is None and not args.recipe and args.resume in (None, "auto"):
+        raise ConfigError("name the model to train, e.g. `cnnlab train lenet` "
+                          "(`cnnlab models` lists them), or pass --recipe NAME")
     cfg, explicit = config_from_args(args)
     resume = None
     if args.resume == "auto":
