@@ -3,7 +3,7 @@
 tests/test_ops_properties.py already gradchecks ``ops.conv2d`` (grouped, strided,
 dilated, with bias) and ``ops.max_pool2d``/``avg_pool2d``; here are the rest: the
 book's reference loops, the layers, and the hand-written backward passes of
-``cnnlab.ops.fast`` (the ones most likely to be wrong), in float64.
+``cnnlab.accel.kernels`` (the ones most likely to be wrong), in float64.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch.autograd import gradcheck as _gradcheck
 from torch.autograd import gradgradcheck
 
 from cnnlab import layers, ops
+from cnnlab.accel import kernels as fast
 from cnnlab.cli import main
 from cnnlab.errors import TrainingDiverged
-from cnnlab.ops import fast
 from cnnlab.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 D = torch.float64

@@ -1,4 +1,4 @@
-"""cnnlab.ops.fast and cnnlab.accel: same values and gradients as the torch modules."""
+"""cnnlab.accel.kernels and cnnlab.accel: same values and gradients as the torch modules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.accel import FastAvgPool2d, FastConv2d, accelerate
-from cnnlab.ops.fast import avg_pool2d_fast, conv2d_fast
+from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast
 
 ATOL = 1e-5
 

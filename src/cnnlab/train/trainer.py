@@ -150,7 +150,7 @@ class Trainer:
                                       **(cfg.extra or {}))
             if self.device.type == "cpu" and not cfg.compile:
                 # Added by the performance work (issue 7): swap small-channel convs and
-                # 2x2 avg-pools for the fast CPU kernels of cnnlab.ops.fast. Same Parameter
+                # 2x2 avg-pools for the fast CPU kernels of cnnlab.accel.kernels. Same Parameter
                 # objects and state_dict keys; a no-op for models it cannot help.
                 from cnnlab.accel import accelerate
 

@@ -22,7 +22,7 @@ element-wise layers (sigmoid, ReLU) preserve.
 
 Example:
     >>> import torch
-    >>> from cnnlab.ops.fast import conv2d_fast, avg_pool2d_fast
+    >>> from cnnlab.accel.kernels import conv2d_fast, avg_pool2d_fast
     >>> X = torch.rand(4, 1, 28, 28)
     >>> W, b = torch.randn(6, 1, 5, 5), torch.zeros(6)
     >>> ref = torch.nn.functional.conv2d(X, W, b, padding=2)

@@ -1,7 +1,7 @@
 """Swap the layers of a built model for faster CPU equivalents, keeping every name.
 
 ``accelerate(model, device)`` replaces, in place, each ``nn.Conv2d`` whose shape
-the fast kernels of :mod:`cnnlab.ops.fast` handle (stride 1, no groups, few
+the fast kernels of :mod:`cnnlab.accel.kernels` handle (stride 1, no groups, few
 channels, e.g. LeNet's 1->6 and 6->16) with :class:`FastConv2d`, and each
 non-overlapping ``nn.AvgPool2d`` with :class:`FastAvgPool2d`. Both are subclasses
 of the torch modules with the same parameter objects, so ``state_dict`` keys,
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.ops.fast import avg_pool2d_fast, conv2d_fast, conv_supported
+from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast, conv_supported
 
 __all__ = ["FastAvgPool2d", "FastConv2d", "accelerate"]
 
@@ -41,7 +41,7 @@ MAX_OUT_CHANNELS = 32
 
 
 class FastConv2d(nn.Conv2d):
-    """``nn.Conv2d`` whose training step uses :func:`cnnlab.ops.fast.conv2d_fast`."""
+    """``nn.Conv2d`` whose training step uses :func:`cnnlab.accel.kernels.conv2d_fast`."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         if (isinstance(self.padding, str) or self.padding_mode != "zeros"
