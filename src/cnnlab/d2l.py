@@ -31,13 +31,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 from torch.nn import functional as F  # noqa: F401 - the book's cells reach it as d2l.F
 
 from cnnlab._d2l.board import ProgressBoard
-from cnnlab._d2l.core import Classifier, DataModule, HyperParameters, Module, add_to_class
+from cnnlab._d2l.core import Classifier, DataModule, HyperParameters, Module
 from cnnlab._d2l.data import FashionMNIST
 from cnnlab._d2l.models import (
     VGG,
@@ -110,6 +111,21 @@ from cnnlab._d2l.utils import (  # noqa: F401 - the d2l namespace is the point
 )
 
 nn_Module = nn.Module
+
+
+def add_to_class(Class: type) -> Callable[[Any], Any]:
+    """Decorator: attach the decorated function to ``Class`` under its own name.
+
+    Unlike the book's (which returns None) the function is also returned, so the
+    decorated name stays usable.
+    """
+
+    def wrapper(obj: Any) -> Any:
+        setattr(Class, obj.__name__, obj)
+        return obj
+
+    return wrapper
+
 
 __all__ = [
     "Accumulator", "Classifier", "DataModule", "FashionMNIST", "HyperParameters", "LeNet",

@@ -2,7 +2,7 @@
 
 ``HyperParameters`` (constructor arguments become attributes), ``Module`` and
 ``Classifier`` (an ``nn.Module`` that knows its loss, optimizer and how to plot its
-own progress), ``DataModule``; and ``add_to_class``, the book's way to add a method
+own progress), ``DataModule``; and the book's decorator that adds a method
 to a class after it is defined.
 
 Example:
@@ -32,20 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError
-
-
-def add_to_class(Class: type) -> Callable[[Any], Any]:
-    """Decorator: attach the decorated function to ``Class`` under its own name.
-
-    Unlike the book's (which returns None) the function is also returned, so the
-    decorated name stays usable.
-    """
-
-    def wrapper(obj: Any) -> Any:
-        setattr(Class, obj.__name__, obj)
-        return obj
-
-    return wrapper
 
 
 class HyperParameters:

@@ -119,7 +119,7 @@ def check_input_side(model_name: str, X: torch.Tensor, built_for: int,
                      side_fn: Callable[[int], int]) -> None:
     """Clear error for a model whose flatten size was fixed at construction (book's LeNet/VGG).
 
-    The book uses LazyLinear, which adapts to any input; with explicit layers the
+    The book uses a lazy linear layer, which adapts to any input; with explicit layers the
     first Linear's in_features follows from ``built_for``. Inputs whose feature map
     has the same side work; others get a one-line fix instead of a matmul error.
     """

@@ -32,7 +32,7 @@ class LeNet(nn.Sequential):
     ReLU + max pooling; ``batch_norm`` puts BN after every conv/linear, before the
     activation (book 8.5). ``padding`` is the first conv's: 2 in 7.6 (28 -> 28), 0 in
     the book's BNLeNet (28 -> 24). ``input_size`` (pixels) fixes the flatten size:
-    28 gives 16 * 5 * 5 = 400 inputs to fc1 (the book's LazyLinear infers it).
+    28 gives 16 * 5 * 5 = 400 inputs to fc1 (the book's lazy linear layer infers it).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, *,
