@@ -127,10 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write("\n" + text)
-        print(f"appended to {RESULTS.relative_to(ROOT)}")
+        from _results import append_results  # sibling module; scripts run from benchmarks/
+
+        append_results(RESULTS, text)
     return 0
 
 
