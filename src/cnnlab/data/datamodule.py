@@ -28,7 +28,13 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from cnnlab.data.datasets import Dataset, load_dataset
-from cnnlab.data.transforms import parse_augment, random_crop, random_erase, random_flip, resize
+from cnnlab.data.transforms import (
+    parse_augment,
+    random_crop,
+    random_erase,
+    random_flip,
+    resize_uint8,
+)
 from cnnlab.errors import ConfigError
 
 __all__ = ["DataModule", "DataLoader", "pixel_mean_std"]
@@ -297,11 +303,17 @@ class DataModule:
             X = random_crop(X, self.crop_padding, generator)
         if "flip" in aug:
             X = random_flip(X, generator)
-        X = X.to(torch.float32).div_(255.0)
-        if self.resize is not None:
-            X = resize(X, self.resize)
-        if self.normalize:
-            X = X.sub_(self.mean).div_(self.std)
+        if self.resize is not None and tuple(X.shape[-2:]) != self.resize:
+            # conversion, resize and normalisation in one pass over the output
+            # (native kernels on CPU; the same values through PyTorch otherwise)
+            scale, shift = 1 / 255, 0.0
+            if self.normalize:
+                scale, shift = 1 / (255 * self.std), -self.mean / self.std
+            X = resize_uint8(X, self.resize, scale, shift)
+        else:
+            X = X.to(torch.float32).div_(255.0)
+            if self.normalize:
+                X = X.sub_(self.mean).div_(self.std)
         if "erase" in aug:  # after normalisation, so erased pixels hold the mean (0)
             X = random_erase(X, generator)
         return X

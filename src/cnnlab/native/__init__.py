@@ -1,0 +1,147 @@
+"""The optional native kernels: ``kernels.c``, compiled once per machine, loaded with ctypes.
+
+Why C: some hot loops of cnnlab are memory-bound passes that PyTorch can only
+express as several full passes over a large tensor (the uint8 -> float resize of a
+whole batch writes 25 MB at 224x224; as two matrix products it costs 4x the time of
+writing the output once). The C file has no PyTorch headers, so it builds in about
+a second with the system's C compiler (``cc``; Debian: ``apt-get install gcc``)
+into the user cache (``~/.cache/cnnlab/native``, or ``$CNNLAB_CACHE``), named by
+the source's hash and the machine, and written atomically.
+
+Everything that uses it has a pure-PyTorch fallback with the same results (tested),
+taken when no compiler is found, the build fails, or ``CNNLAB_NATIVE=0``.
+
+Example:
+    >>> from cnnlab import native
+    >>> lib = native.load()  # None where no C compiler is available
+    >>> lib is None or lib.cnnlab_native_version() >= 1
+    True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+__all__ = ["load", "available", "status", "ptr"]
+
+SOURCE = Path(__file__).with_name("kernels.c")
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_tried = False
+_why = "not loaded yet"
+
+_i32p = ctypes.POINTER(ctypes.c_int32)
+_f32p = ctypes.POINTER(ctypes.c_float)
+_u8p = ctypes.POINTER(ctypes.c_uint8)
+_SIGNATURES = {
+    "cnnlab_native_version": ([], ctypes.c_int),
+    "cnnlab_resample_u8": ([_u8p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
+                            ctypes.c_int, ctypes.c_int, _i32p, _f32p, ctypes.c_int,
+                            _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float], None),
+}
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("CNNLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cnnlab")
+    return Path(base) / "native"
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def _build(cc: str, target: Path) -> None:
+    """Compile SOURCE into ``target`` (temp file in the same folder, then rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    # -march=native: the library is built on, and cached for, this machine only (the
+    # cache name carries the CPU's identity); -fopenmp links libgomp, which resolves
+    # to the copy torch has already loaded.
+    cmd = [cc, "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC",
+           "-std=c99", str(SOURCE), "-o", tmp]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise OSError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cpu_id() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags")):
+                    model += line
+    except OSError:
+        pass
+    return hashlib.sha256(f"{platform.machine()}{model}".encode()).hexdigest()[:12]
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled library, building it on first use; None where that is not possible."""
+    global _lib, _tried, _why
+    if _tried:
+        return _lib
+    with _lock:
+        if _tried:
+            return _lib
+        _tried = True
+        if os.environ.get("CNNLAB_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+            _why = "disabled by CNNLAB_NATIVE=0"
+            return None
+        if platform.system() != "Linux":
+            _why = f"native kernels are built on Linux only (this is {platform.system()})"
+            return None
+        digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+        target = _cache_dir() / f"cnnlab_native-{digest}-{_cpu_id()}.so"
+        try:
+            if not target.exists():
+                cc = _compiler()
+                if cc is None:
+                    _why = "no C compiler found (install gcc, or set CC)"
+                    return None
+                _build(cc, target)
+            lib = ctypes.CDLL(str(target))
+            for name, (args, res) in _SIGNATURES.items():
+                fn = getattr(lib, name)
+                fn.argtypes, fn.restype = args, res
+        except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            _why = f"native kernels unavailable: {e}"
+            return None
+        _lib, _why = lib, f"loaded {target}"
+        return _lib
+
+
+def available() -> bool:
+    """Whether the native kernels can be used (builds them on first call)."""
+    return load() is not None
+
+
+def status() -> str:
+    """One line: where the library was loaded from, or why it was not."""
+    load()
+    return _why
+
+
+def ptr(t: torch.Tensor, ctype) -> ctypes._Pointer:
+    """A ctypes pointer to the first element of a contiguous CPU tensor."""
+    return ctypes.cast(t.data_ptr(), ctypes.POINTER(ctype))
