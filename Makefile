@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e '.[dev]'
+	@# the optional C kernels (cnnlab.native): built once here; without a compiler
+	@# cnnlab uses its PyTorch paths and this prints why
+	@$(PY) -c "from cnnlab import native; print('cnnlab.native:', native.status())"
 	touch $@
 
 # Fashion-MNIST: Debian's package when apt and root are there, else cnnlab downloads it.

@@ -108,6 +108,14 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": model}
 
 
+def native_line() -> str:
+    from cnnlab import native
+
+    if native.available():
+        return "native C kernel (cnnlab.native: uint8 -> float, resize and scale in one pass)"
+    return f"PyTorch (two matrix products; {native.status()})"
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -160,6 +168,7 @@ def write_results(out: Path, rows, batches: int, args, threads: tuple[int, int],
         f"- machine: {m['nproc']} CPUs ({m['cpu']}); cnnlab on {args.device}",
         f"- cnnlab: torch {torch.__version__}, in this process, measured with torch's default "
         f"{threads[0]} intra-op threads and with {threads[1]}",
+        f"- cnnlab resize path: {native_line()}",
         f"- d2l: d2l 1.0.3, torch {ref0['torch']}, torchvision {ref0['torchvision']}, "
         f"DataLoader with {ref0['workers']} workers (d2l's default), own venv and process",
         f"- load average before / after: {load_before} / {load_after}",

@@ -17,7 +17,7 @@ from cnnlab.train.config import TrainConfig
 
 _LAZY = {
     "Trainer": "cnnlab.train.trainer",
-    "format_row": "cnnlab.train.trainer",
+    "format_row": "cnnlab.train.steps",
     "resolve_config": "cnnlab.train.resolve",
     "config_for_resume": "cnnlab.train.resolve",
     "load_checkpoint": "cnnlab.train.checkpoint",

@@ -24,7 +24,6 @@ import contextlib
 import datetime
 import math
 import os
-import random
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -40,26 +39,17 @@ from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import DistContext, unwrap
 from cnnlab.train.runfiles import RunFiles
 from cnnlab.train.schedules import make_scheduler
+from cnnlab.train.steps import (
+    build_optimizer,
+    evaluate_batches,
+    format_row,
+    normalization_of,
+    pick_device,
+    seed_everything,
+)
 
 SYNC_EVERY = 20  # steps between host reads of the running loss (progress bar, NaN check)
 DRY_RUN_BATCHES = 2
-
-
-def _device(name: str, local_rank: int) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -88,7 +78,7 @@ class Trainer:
             config.validate()
         self.config = config
         self.dist = DistContext.from_env()
-        self.device = _device(config.device, self.dist.local_rank)
+        self.device = pick_device(config.device, self.dist.local_rank)
         self.model = model
         self.data = data
         self.loss_fn = loss_fn
@@ -451,7 +441,7 @@ class Trainer:
             "classes": [str(c) for c in getattr(data, "classes", [])],
             "num_classes": int(data.num_classes), "in_channels": int(data.in_channels),
             "image_size": [int(s) for s in data.image_size],
-            "normalization": _normalization(data),
+            "normalization": normalization_of(data),
         }
 
     # ------------------------------------------------------------------ evaluation
@@ -467,29 +457,15 @@ class Trainer:
         model.eval()
         if loader is None:
             loader = self.data.val_dataloader()
-        k = int(self.data.num_classes)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        confusion = torch.zeros(k * k, dtype=torch.int64, device=self.device)
-        limit = limit or sys.maxsize
-        for i, (X, y) in enumerate(loader):
-            if i >= limit:
-                break
-            if X.device != self.device:
-                X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if self.config.channels_last and X.dim() == 4:
-                X = X.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                Y_hat = model(X)
-                if self.config.tta:  # average with the mirror image's logits
-                    Y_hat = (Y_hat + model(torch.flip(X, dims=(-1,)))) / 2
-                loss = self.val_loss_fn(Y_hat, y)
-            loss_sum += loss.detach().double().mean() * y.shape[0]
-            # a one-hot sum, not bincount: bincount has no deterministic CUDA kernel
-            confusion += nn.functional.one_hot(y * k + Y_hat.argmax(dim=1), k * k).sum(0)
+        loss_sum, confusion = evaluate_batches(
+            model, loader, device=self.device, num_classes=int(self.data.num_classes),
+            loss_fn=self.val_loss_fn, limit=limit, channels_last=self.config.channels_last,
+            tta=self.config.tta, autocast=self._autocast)
         model.train(was_training)
         if self.dist.enabled and getattr(self.data, "world_size", 1) > 1:  # val is sharded
             self.dist.all_reduce_sum(loss_sum)
             self.dist.all_reduce_sum(confusion)
+        k = int(self.data.num_classes)
         cm = confusion.view(k, k)
         total = int(cm.sum().item())
         return {"loss": loss_sum.item() / max(total, 1),
@@ -497,30 +473,3 @@ class Trainer:
                 "confusion": cm.tolist()}
 
 
-def _normalization(data: Any) -> dict[str, list[float]] | None:
-    """The (mean, std) the data module standardised with, for `cnnlab predict`."""
-    mean, std = getattr(data, "mean", None), getattr(data, "std", None)
-    if not getattr(data, "normalize", False) or mean is None or std is None:
-        return None
-    return {"mean": torch.as_tensor(mean, dtype=torch.float64).flatten().tolist(),
-            "std": torch.as_tensor(std, dtype=torch.float64).flatten().tolist()}
-
-
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
-                    device: torch.device) -> torch.optim.Optimizer:
-    """sgd (the book's) | momentum (0.9, Nesterov) | adamw; fused kernels on CUDA."""
-    fast = {"fused": True} if device.type == "cuda" else {}
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fast)
-    if cfg.optimizer == "momentum":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay, **fast)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fast)
-
-
-def format_row(row: dict[str, Any], epochs: int) -> str:
-    """The line printed after each epoch (stays in logs; the bar does not)."""
-    return (f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.3f}  "
-            f"train_acc {row['train_acc']:.3f}  val_loss {row['val_loss']:.3f}  "
-            f"val_acc {row['val_acc']:.3f}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
-            f"{row['images_per_s']:.0f} img/s")
