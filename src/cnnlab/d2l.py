@@ -23,7 +23,7 @@ Example:
     >>> d2l.corr2d(X, d2l.tensor([[0.0, 1.0], [2.0, 3.0]]))
     tensor([[19., 25.],
             [37., 43.]])
-    >>> d2l.LeNet().layer_summary((1, 1, 28, 28))  # doctest: +ELLIPSIS
+    >>> d2l.LeNet().layer_summary((1, 1, 28, 28))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     Conv2d output shape:	 torch.Size([1, 6, 28, 28])
     ...
     Linear output shape:	 torch.Size([1, 10])

@@ -108,7 +108,7 @@ def resize_uint8(X: torch.Tensor, size: tuple[int, int], scale: float = 1 / 255,
     Example:
         >>> X = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
         >>> Y = resize_uint8(X, (96, 96))
-        >>> Y.shape, float(Y.min()), float(Y.max())
+        >>> Y.shape, round(float(Y.min()), 6), round(float(Y.max()), 6)
         (torch.Size([2, 1, 96, 96]), 1.0, 1.0)
     """
     from cnnlab import native
