@@ -55,9 +55,14 @@ def variants(batch_size: int):
     base = create_model("lenet")
     X = torch.rand(batch_size, 1, 28, 28)
     cl = copy.deepcopy(base).to(memory_format=torch.channels_last)
+    # cnnlab's kernels for the convolutions, the rest (weights, hence the Linear
+    # layers' and pools' inputs) in NHWC
+    mixed = accelerate(copy.deepcopy(base), "cpu").to(memory_format=torch.channels_last)
     return {"eager": (base, X),
             "channels_last": (cl, X.contiguous(memory_format=torch.channels_last)),
-            "cnnlab": (accelerate(copy.deepcopy(base), "cpu"), X)}
+            "channels_last weights": (copy.deepcopy(cl), X),
+            "cnnlab": (accelerate(copy.deepcopy(base), "cpu"), X),
+            "cnnlab + channels_last weights": (mixed, X)}
 
 
 def make_step(model, X, y):

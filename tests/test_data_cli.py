@@ -26,6 +26,7 @@ def test_list_says_missing_and_how_to_get(capsys, tmp_path):
     assert "fashion-mnist: MISSING" in out and "mnist: MISSING" in out
     assert "apt-get install dataset-fashion-mnist" in out
     assert f"--data-dir {tmp_path / 'mine'}" in out and "synthetic: available" in out
+    assert "batch resize on CPU: " in out
 
 
 def test_fetch_without_files_or_network_exits_2(capsys, tmp_path):

@@ -81,6 +81,10 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"  to get it: `cnnlab data fetch {name}` (downloads from {spec.mirrors[0]}), "
                   f"or {how_to_get(name)}")
     print("synthetic: available (generated in memory, no files)")
+    from cnnlab import native
+
+    path = "native C kernel" if native.available() else "PyTorch"
+    print(f"batch resize on CPU: {path} ({native.status()})")
     return 0
 
 

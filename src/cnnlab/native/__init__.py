@@ -120,6 +120,9 @@ def load() -> ctypes.CDLL | None:
                     _why = "no C compiler found (install gcc, or set CC)"
                     return None
                 _build(cc, target)
+                for old in target.parent.glob(f"cnnlab_native-*-{_cpu_id()}.so"):
+                    if old != target:  # builds of earlier versions of kernels.c
+                        old.unlink(missing_ok=True)
             lib = ctypes.CDLL(str(target))
             for name, (args, res) in _SIGNATURES.items():
                 fn = getattr(lib, name)
