@@ -55,6 +55,21 @@ def test_fit_leaves_a_full_run_directory_and_learns(tmp_path):
         Trainer(small(epochs=1, out_dir=str(out))).fit()
 
 
+def test_val_every_skips_validation_but_always_validates_the_last_epoch(tmp_path, capsys):
+    out = tmp_path / "run"
+    history = Trainer(small(epochs=3, val_every=2, out_dir=str(out))).fit()
+    assert [r["val_acc"] is None for r in history] == [True, False, False]
+    assert [r["val_loss"] is None for r in history] == [True, False, False]
+    assert "epoch 1/3" in capsys.readouterr().out.split("(not validated)")[0]
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["val_acc"] == "" for r in rows] == [True, False, False]
+    assert load_checkpoint(out / "best.pt")["epoch"] in (2, 3)
+    assert (out / "curves.png").exists() and (out / "confusion.png").exists()
+    with pytest.raises(ValueError, match="val_every must be a positive integer"):
+        TrainConfig(val_every=0).validate()
+
+
 class _Interrupt:
     def on_epoch_end(self, trainer, row):
         raise KeyboardInterrupt

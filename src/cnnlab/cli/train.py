@@ -52,6 +52,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
     add("--grad-clip", type=float, help="max gradient norm (default 0: off)")
     add("--limit-train-batches", type=int, metavar="N", help="at most N train batches/epoch")
     add("--limit-val-batches", type=int, metavar="N", help="at most N val batches/epoch")
+    add("--val-every", type=int, metavar="N",
+        help="validate every N epochs and after the last (default 1)")
     add("--num-train", type=int, metavar="N", help="use only the first N training images")
     add("--dry-run", action=bool_opt,
         help="2 train + 2 val batches, 1 epoch; writes files only with --out")
@@ -164,7 +166,7 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.dry_run and trainer.run_dir is None:
         print("dry run passed: nothing written (pass --out DIR to keep its files)")
     elif history and trainer.run_dir is not None and trainer.is_main:
-        best = max(r["val_acc"] for r in history)
+        best = max(r["val_acc"] for r in history if r["val_acc"] is not None)
         print(f"final val_acc {history[-1]['val_acc']:.4f} (best {best:.4f}); "
               f"see {trainer.run_dir}/curves.png")
     return 0

@@ -70,9 +70,22 @@ void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w,
             for (int y = 0; y < H; y++) {
                 const float *c = wy + (int64_t)y * ky;
                 const float *t0 = tmp + (int64_t)ys[y] * W;
+                float *drow = d + (int64_t)y * W;
                 if (ky == 2) {
                     const float c0 = c[0], c1 = c[1];
                     const float *t1 = t0 + W;
+#ifdef __AVX__
+                    if (((uintptr_t)drow & 31) == 0 && W % 8 == 0) {  /* straight to memory */
+                        const __m256 v0 = _mm256_set1_ps(c0), v1 = _mm256_set1_ps(c1);
+                        const __m256 vs = _mm256_set1_ps(shift);
+                        for (int x = 0; x < W; x += 8) {
+                            __m256 v = _mm256_add_ps(_mm256_mul_ps(v0, _mm256_loadu_ps(t0 + x)),
+                                                     _mm256_mul_ps(v1, _mm256_loadu_ps(t1 + x)));
+                            _mm256_stream_ps(drow + x, _mm256_add_ps(v, vs));
+                        }
+                        continue;
+                    }
+#endif
                     for (int x = 0; x < W; x++) o[x] = c0 * t0[x] + c1 * t1[x] + shift;
                 } else {
                     for (int x = 0; x < W; x++) o[x] = c[0] * t0[x] + shift;
@@ -81,7 +94,7 @@ void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w,
                         for (int x = 0; x < W; x++) o[x] += ci * ti[x];
                     }
                 }
-                store_row(d + (int64_t)y * W, o, W);
+                store_row(drow, o, W);
             }
         }
 #ifdef __AVX__

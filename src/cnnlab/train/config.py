@@ -54,6 +54,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     limit_train_batches: int | None = None  # at most this many training batches per epoch
     limit_val_batches: int | None = None  # at most this many validation batches per epoch
+    val_every: int = 1  # validate every N epochs and after the last (Keras' validation_freq)
     num_train: int | None = None  # use only the first N training images (quick experiments)
     dry_run: bool = False  # a few batches of everything, once (Lightning's fast_dev_run)
     tta: bool = False  # test-time augmentation: average logits of image and its mirror
@@ -112,6 +113,10 @@ class TrainConfig:
             value = getattr(self, name)
             if (value is not None or name == "model") and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
+        if not isinstance(self.val_every, int) or isinstance(self.val_every, bool) \
+                or self.val_every < 1:
+            raise ConfigError(f"val_every must be a positive integer, got {self.val_every!r}; "
+                              "e.g. --val-every 2 (the last epoch is always validated)")
         if not isinstance(self.extra, dict):
             raise ConfigError(f"extra must be a dict of model options, got {self.extra!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) \

@@ -103,8 +103,16 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
 
 
 def format_row(row: dict[str, Any], epochs: int) -> str:
-    """The line printed after each epoch (stays in logs; the bar does not)."""
+    """The line printed after each epoch (stays in logs; the bar does not).
+
+    Example:
+        >>> row = dict(epoch=1, train_loss=0.5, train_acc=0.8, val_loss=None, val_acc=None,
+        ...            lr=0.1, seconds=2.0, images_per_s=1000.0)
+        >>> format_row(row, 10)
+        'epoch 1/10  train_loss 0.500  train_acc 0.800  (not validated)  lr 0.1  2.0s  1000 img/s'
+    """
+    val = ("(not validated)" if row["val_acc"] is None
+           else f"val_loss {row['val_loss']:.3f}  val_acc {row['val_acc']:.3f}")
     return (f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.3f}  "
-            f"train_acc {row['train_acc']:.3f}  val_loss {row['val_loss']:.3f}  "
-            f"val_acc {row['val_acc']:.3f}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
-            f"{row['images_per_s']:.0f} img/s")
+            f"train_acc {row['train_acc']:.3f}  {val}  lr {row['lr']:.3g}  "
+            f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")

@@ -366,7 +366,10 @@ class Trainer:
         total_loss, total_correct, total = totals.tolist()
         if not math.isfinite(total_loss):
             self._diverged(total_loss, self.steps_per_epoch)
-        result = self.evaluate(limit=self._limit(cfg.limit_val_batches))
+        if (epoch + 1) % cfg.val_every == 0 or epoch + 1 >= self.epochs:
+            result = self.evaluate(limit=self._limit(cfg.limit_val_batches))
+        else:  # skipped (--val-every): no figures for this epoch, and no best.pt
+            result = {"loss": None, "acc": None, "confusion": None}
         seconds = time.perf_counter() - start
         row = {"epoch": epoch + 1, "train_loss": total_loss / max(total, 1),
                "train_acc": total_correct / max(total, 1), "val_loss": result["loss"],
@@ -402,7 +405,7 @@ class Trainer:
     def _end_epoch(self, row: dict[str, Any]) -> None:
         self.epoch += 1
         self.history.append(row)
-        improved = row["val_acc"] > self.best
+        improved = row["val_acc"] is not None and row["val_acc"] > self.best
         if improved:
             self.best = row["val_acc"]
         if self.is_main:
