@@ -15,11 +15,14 @@ Example:
     >>> from cnnlab.accel import accelerate
     >>> net = create_model("lenet")
     >>> keys = list(net.state_dict())
-    >>> net = accelerate(net, "cpu")
+    >>> net = accelerate(net, "cpu", threads=1)
     >>> list(net.state_dict()) == keys
     True
     >>> type(net.conv1).__name__
     'FastConv2d'
+    >>> net2 = accelerate(create_model("lenet"), "cpu", threads=2)  # NHWC weights instead
+    >>> net2.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    True
 """
 
 from __future__ import annotations
@@ -94,13 +97,18 @@ def _fast_pool(m: nn.Module) -> FastAvgPool2d | None:
     return new
 
 
-def accelerate(model: nn.Module, config_or_device: Any = "cpu") -> nn.Module:
+def accelerate(model: nn.Module, config_or_device: Any = "cpu",
+               threads: int | None = None) -> nn.Module:
     """Swap supported layers of ``model`` in place for fast CPU versions; return ``model``.
 
     ``config_or_device``: a device, a device string, or an object with a ``device``
     attribute (a TrainConfig; ``"auto"`` means CPU when CUDA is unavailable). Not on
     CPU: nothing changes. A config with ``channels_last=True`` keeps the library
-    convolutions (faster in NHWC than these kernels).
+    convolutions (faster in NHWC than these kernels). ``threads`` (default: torch's
+    current setting): with two or more, a model whose convolutions these kernels
+    would take gets NHWC weights instead, which made oneDNN pick its NHWC kernels
+    and beat ours on 2 threads (LeNet: 19.4 vs 22.8 ms per step,
+    benchmarks/results/lenet.md); ours win on one thread (30.4 vs 34.1 CPU ms).
     """
     device = getattr(config_or_device, "device", config_or_device)
     if device == "auto" or device is None:
@@ -110,6 +118,10 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu") -> nn.Module:
     # With channels_last, oneDNN's NHWC kernels beat ours (measured on fastnet: our
     # convs made its step ~20% slower), so only the pools are swapped.
     convs = not getattr(config_or_device, "channels_last", False)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    if convs and threads >= 2 and any(_fast_conv(m) is not None for m in model.modules()):
+        # the inputs may stay NCHW: oneDNN follows the weights' format
+        return model.to(memory_format=torch.channels_last)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             new = (_fast_conv(child) if convs else None) or _fast_pool(child)
