@@ -97,3 +97,78 @@ def test_datamodule_batches_equal_with_and_without_native(monkeypatch):
     assert len(fast) == len(slow) == 5
     for a, b in zip(fast, slow):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+# ------------------------------------------------- fused sigmoid + average pooling
+def _in_layout(Z: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "nhwc":
+        return Z.contiguous(memory_format=torch.channels_last)
+    if layout == "cnhw":  # the layout of cnnlab.accel.kernels' convolutions
+        return Z.transpose(0, 1).contiguous().transpose(0, 1)
+    return Z.contiguous()
+
+
+@needs_native
+@settings(max_examples=80, deadline=None)
+@given(b=st.integers(1, 4), c=st.integers(1, 17), h=st.integers(1, 30), w=st.integers(1, 30),
+       k=st.integers(1, 4), layout=st.sampled_from(["nchw", "nhwc", "cnhw"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_sigmoid_avg_pool_matches_pytorch_values_and_gradients(b, c, h, w, k, layout, seed):
+    from cnnlab.accel.fused import sigmoid_avg_pool2d
+
+    if min(h, w) < k:
+        h, w = max(h, k), max(w, k)
+    g = torch.Generator().manual_seed(seed)
+    Z = _in_layout(torch.randn(b, c, h, w, generator=g) * 6, layout)
+    Z1, Z2 = Z.clone().requires_grad_(), Z.clone().requires_grad_()
+    ours = sigmoid_avg_pool2d(Z1, k)
+    ref = torch.nn.functional.avg_pool2d(torch.sigmoid(Z2), k)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    G = torch.randn(ref.shape, generator=g)
+    ours.backward(G)
+    ref.backward(G)
+    torch.testing.assert_close(Z1.grad, Z2.grad, rtol=1e-5, atol=1e-6)
+
+
+@needs_native
+def test_sigmoid_avg_pool_keeps_nan_and_saturates():
+    from cnnlab.accel.fused import sigmoid_avg_pool2d
+
+    Z = torch.tensor([[[[float("nan"), 0.0], [0.0, 0.0]],
+                       [[-1e4, -1e4], [1e4, 1e4]]]])
+    out = sigmoid_avg_pool2d(Z, 2)
+    assert torch.isnan(out[0, 0]).all() and float(out[0, 1]) == 0.5
+
+
+def test_sigmoid_avg_pool_without_native_is_pytorch(monkeypatch):
+    from cnnlab.accel import fused
+
+    monkeypatch.setattr(native, "load", lambda: None)
+    Z = torch.randn(2, 3, 6, 6)
+    ref = torch.nn.functional.avg_pool2d(torch.sigmoid(Z), 2)
+    assert torch.equal(fused.sigmoid_avg_pool2d(Z, 2), ref)
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
+    import copy
+
+    from cnnlab.accel import accelerate
+    from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    ref = create_model("lenet")
+    net = accelerate(copy.deepcopy(ref), "cpu", threads=threads)
+    assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
+    assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
+    assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
+    assert list(net.state_dict()) == list(ref.state_dict())
+    X = torch.rand(16, 1, 28, 28)
+    y = torch.arange(16) % 10
+    torch.testing.assert_close(net(X), ref(X), rtol=1e-5, atol=1e-5)
+    for m in (net, ref):
+        torch.nn.functional.cross_entropy(m(X), y).backward()
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)

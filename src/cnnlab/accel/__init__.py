@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab import native
+from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
 from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast, conv_supported
 
 __all__ = ["FastAvgPool2d", "FastConv2d", "accelerate"]
@@ -98,7 +100,7 @@ def _fast_pool(m: nn.Module) -> FastAvgPool2d | None:
 
 
 def accelerate(model: nn.Module, config_or_device: Any = "cpu",
-               threads: int | None = None) -> nn.Module:
+               threads: int | None = None, fuse: bool = True) -> nn.Module:
     """Swap supported layers of ``model`` in place for fast CPU versions; return ``model``.
 
     ``config_or_device``: a device, a device string, or an object with a ``device``
@@ -109,6 +111,8 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     would take gets NHWC weights instead, which made oneDNN pick its NHWC kernels
     and beat ours on 2 threads (LeNet: 19.4 vs 22.8 ms per step,
     benchmarks/results/lenet.md); ours win on one thread (30.4 vs 34.1 CPU ms).
+    ``fuse`` (with :mod:`cnnlab.native`): a sigmoid followed by an average pool in a
+    Sequential runs as one kernel (:mod:`cnnlab.accel.fused`).
     """
     device = getattr(config_or_device, "device", config_or_device)
     if device == "auto" or device is None:
@@ -119,6 +123,8 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     # convs made its step ~20% slower), so only the pools are swapped.
     convs = not getattr(config_or_device, "channels_last", False)
     threads = torch.get_num_threads() if threads is None else int(threads)
+    if fuse and native.available():
+        _fuse_sigmoid_pools(model)
     if convs and threads >= 2 and any(_fast_conv(m) is not None for m in model.modules()):
         # the inputs may stay NCHW: oneDNN follows the weights' format
         return model.to(memory_format=torch.channels_last)
@@ -128,3 +134,19 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
             if new is not None:
                 setattr(parent, name, new)
     return model
+
+
+def _fuse_sigmoid_pools(model: nn.Module) -> None:
+    """Each ``nn.Sigmoid`` directly followed by a non-overlapping ``nn.AvgPool2d`` in an
+    ``nn.Sequential`` becomes :class:`SigmoidInNextPool` + :class:`SigmoidAvgPool2d`."""
+    for parent in list(model.modules()):
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            act, pool = parent._modules[a], parent._modules[b]
+            if type(act) is nn.Sigmoid and _fast_pool(pool) is not None:
+                fused = SigmoidAvgPool2d(pool.kernel_size, pool.stride)
+                fused.train(pool.training)
+                setattr(parent, a, SigmoidInNextPool())
+                setattr(parent, b, fused)

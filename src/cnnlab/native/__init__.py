@@ -48,6 +48,10 @@ _SIGNATURES = {
     "cnnlab_resample_u8": ([_u8p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
                             ctypes.c_int, ctypes.c_int, _i32p, _f32p, ctypes.c_int,
                             _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float], None),
+    "cnnlab_sigmoid_avgpool_fwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
+                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
+    "cnnlab_sigmoid_avgpool_bwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
+                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
 }
 
 

@@ -103,3 +103,140 @@ void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w,
         free(buf);
     }
 }
+
+/* ---------------------------------------------------------------------------
+ * Sigmoid followed by k x k average pooling with stride k (LeNet's act + pool,
+ * book 7.6), fused: the forward reads Z once and writes only the pooled output;
+ * the backward recomputes sigmoid(Z) instead of keeping a second activation.
+ *
+ * Layout: `planes` planes of H rows; a row holds W pixels of C contiguous floats
+ * (NCHW: planes = B*C, C = 1; NHWC: planes = B, C = channels). Floor mode: the
+ * rows/columns past Ho*k, Wo*k are not pooled and get zero gradient.
+ * ------------------------------------------------------------------------- */
+#include <math.h>
+
+#ifdef __AVX2__
+/* exp on 8 floats: 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (split in two
+ * constants), p a degree-6 polynomial (Cephes' expf coefficients): ~1 ulp. */
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+#endif
+
+#ifdef __AVX2__
+/* 1 / (1 + exp(-v)) on 8 floats; a reciprocal estimate and one Newton step
+ * (~1e-7 relative) instead of a division, which is slow on this CPU class. */
+static inline __m256 sigmoid8(__m256 v)
+{
+    const __m256 one = _mm256_set1_ps(1.f);
+    __m256 d = _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+    __m256 r = _mm256_rcp_ps(d);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.f)));
+    /* d may overflow to +inf for v < -88: r = 0 then, as sigmoid's limit */
+    r = _mm256_and_ps(r, _mm256_cmp_ps(d, _mm256_set1_ps(3.0e38f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));  /* NaN stays NaN */
+}
+#endif
+
+static inline float sigmoid1(float z) { return 1.f / (1.f + expf(-z)); }
+
+/* s[i] = sigmoid(z[i]) for one row */
+static void sigmoid_row(const float *z, float *s, int n)
+{
+    int i = 0;
+#ifdef __AVX2__
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(s + i, sigmoid8(_mm256_loadu_ps(z + i)));
+#endif
+    for (; i < n; i++) s[i] = sigmoid1(z[i]);
+}
+
+/* P = avgpool_k(sigmoid(Z)), and S = sigmoid(Z) (what the backward needs, as
+ * torch's sigmoid keeps its output). S has Z's layout; rows past Ho*k are written too. */
+void cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t planes, int H,
+                                int W, int C, int k)
+{
+    const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
+    const float inv = 1.f / (float)(k * k);
+    #pragma omp parallel
+    {
+        float *acc = (float *)malloc(sizeof(float) * (size_t)row);
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < planes * Ho; t++) {
+            const int64_t plane = t / Ho, oh = t % Ho;
+            const int64_t off = (plane * H + oh * k) * (int64_t)row;
+            for (int r = 0; r < k; r++) sigmoid_row(Z + off + (int64_t)r * row,
+                                                    S + off + (int64_t)r * row, row);
+            /* vertical sums of the window's k rows (in cache), then horizontal ones */
+            const float *s0 = S + off;
+            for (int i = 0; i < row; i++) acc[i] = s0[i];
+            for (int r = 1; r < k; r++) {
+                const float *sr = s0 + (int64_t)r * row;
+                for (int i = 0; i < row; i++) acc[i] += sr[i];
+            }
+            float *out = P + t * (int64_t)orow;
+            for (int ow = 0; ow < Wo; ow++)
+                for (int c = 0; c < C; c++) {
+                    float v = 0.f;
+                    for (int j = 0; j < k; j++) v += acc[(ow * k + j) * C + c];
+                    out[ow * C + c] = v * inv;
+                }
+        }
+        /* rows past Ho*k (floor mode): S only */
+        #pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++)
+            for (int h = Ho * k; h < H; h++) {
+                const int64_t off = (p * H + h) * (int64_t)row;
+                sigmoid_row(Z + off, S + off, row);
+            }
+        free(acc);
+    }
+}
+
+void cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int64_t planes,
+                                int H, int W, int C, int k)
+{
+    const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
+    const float inv = 1.f / (float)(k * k);
+    #pragma omp parallel
+    {
+        float *ge = (float *)malloc(sizeof(float) * (size_t)row);
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < planes * Ho; t++) {
+            const int64_t plane = t / Ho, oh = t % Ho;
+            /* the window gradient spread over its k pixels (zero past Wo*k), / k^2 */
+            const float *g = dP + t * (int64_t)orow;
+            for (int ow = 0; ow < Wo; ow++)
+                for (int j = 0; j < k; j++)
+                    for (int c = 0; c < C; c++) ge[(ow * k + j) * C + c] = g[ow * C + c] * inv;
+            for (int i = Wo * k * C; i < row; i++) ge[i] = 0.f;
+            for (int r = 0; r < k; r++) {
+                const int64_t off = (plane * H + oh * k + r) * (int64_t)row;
+                const float *sr = S + off;
+                float *d = dZ + off;
+                for (int i = 0; i < row; i++) d[i] = ge[i] * sr[i] * (1.f - sr[i]);
+            }
+        }
+        /* rows past Ho*k (floor mode) get no gradient */
+        #pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++)
+            for (int h = Ho * k; h < H; h++) {
+                float *d = dZ + (p * H + h) * (int64_t)row;
+                for (int i = 0; i < row; i++) d[i] = 0.f;
+            }
+        free(ge);
+    }
+}
