@@ -23,7 +23,8 @@ def test_lenet_step_quick(capsys):
     before = results.read_text() if results.exists() else None
     assert bench.main(["--quick", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    for variant in ("| eager |", "| channels_last |", "| cnnlab |"):
+    for variant in ("| eager |", "| channels_last |", "| cnnlab kernels |",
+                    "| channels_last weights, fused |"):
         assert variant in out
     assert (results.read_text() if results.exists() else None) == before
 

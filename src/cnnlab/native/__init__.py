@@ -50,6 +50,11 @@ _SIGNATURES = {
                             _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float], None),
     "cnnlab_sigmoid_avgpool_fwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                                     ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
+    "cnnlab_conv1ch_fwd": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
+                            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+    "cnnlab_conv1ch_wgrad": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
+                             ctypes.c_int),
     "cnnlab_sigmoid_avgpool_bwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                                     ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
 }

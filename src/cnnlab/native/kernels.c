@@ -240,3 +240,199 @@ void cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int6
         free(ge);
     }
 }
+
+/* ---------------------------------------------------------------------------
+ * Convolution of one-channel images (LeNet's first layer, fastnet's stem):
+ * X (B, 1, H, W) -> Y (B, M, Ho, Wo) stored NHWC (torch.channels_last), stride 1,
+ * zero padding p, k x k kernel (k <= 7), M <= 16 output channels. The weights come
+ * tap-major, Wt (k*k, Mp), channels zero-padded to Mp = 8 or 16. oneDNN's kernels
+ * for a single input channel run far below this CPU's rate
+ * (benchmarks/results/lenet.md); here an output pixel's M channels are one or two
+ * AVX vectors and four pixels are computed at once, so each weight load serves
+ * four multiply-adds.
+ * ------------------------------------------------------------------------- */
+#ifdef __AVX2__
+#define CNNLAB_INLINE static inline __attribute__((always_inline))
+
+CNNLAB_INLINE __m256i lanes_below(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+CNNLAB_INLINE void store_px(float *o, __m256 a0, __m256 a1, int M, __m256i m0, __m256i m1)
+{
+    if (M >= 8) {
+        _mm256_storeu_ps(o, a0);
+        if (M == 16) _mm256_storeu_ps(o + 8, a1);
+        else if (M > 8) _mm256_maskstore_ps(o + 8, m1, a1);
+    } else {
+        _mm256_maskstore_ps(o, m0, a0);
+    }
+}
+
+CNNLAB_INLINE void load_px(const float *g, __m256 *g0, __m256 *g1, int M, __m256i m0, __m256i m1)
+{
+    if (M >= 8) {
+        *g0 = _mm256_loadu_ps(g);
+        *g1 = M == 16 ? _mm256_loadu_ps(g + 8)
+                      : (M > 8 ? _mm256_maskload_ps(g + 8, m1) : _mm256_setzero_ps());
+    } else {
+        *g0 = _mm256_maskload_ps(g, m0);
+        *g1 = _mm256_setzero_ps();
+    }
+}
+
+static void pad_image(const float *x, float *xp, int H, int W, int p)
+{
+    const int Wp = W + 2 * p;
+    memset(xp, 0, sizeof(float) * (size_t)(H + 2 * p) * (size_t)Wp);
+    for (int r = 0; r < H; r++)
+        memcpy(xp + (size_t)(r + p) * Wp + p, x + (size_t)r * W, sizeof(float) * (size_t)W);
+}
+
+/* one output row: P pixels at a time (P = 4, then 1 for the tail) */
+CNNLAB_INLINE void conv1ch_px(const float *xp, int Wp, const float *Wt, int Mp, int k,
+                              __m256 b0, __m256 b1, int nv, int P, float *o, int M,
+                              __m256i m0, __m256i m1)
+{
+    __m256 a0[4], a1[4];
+    for (int i = 0; i < P; i++) { a0[i] = b0; a1[i] = b1; }
+    for (int ky = 0; ky < k; ky++) {
+        const float *r = xp + (size_t)ky * Wp;
+        for (int kx = 0; kx < k; kx++) {
+            const float *w = Wt + (size_t)(ky * k + kx) * Mp;
+            const __m256 w0 = _mm256_loadu_ps(w);
+            const __m256 w1 = nv > 1 ? _mm256_loadu_ps(w + 8) : _mm256_setzero_ps();
+            for (int i = 0; i < P; i++) {
+                const __m256 s = _mm256_broadcast_ss(r + i + kx);
+                a0[i] = _mm256_fmadd_ps(s, w0, a0[i]);
+                if (nv > 1) a1[i] = _mm256_fmadd_ps(s, w1, a1[i]);
+            }
+        }
+    }
+    for (int i = 0; i < P; i++) store_px(o + (size_t)i * M, a0[i], a1[i], M, m0, m1);
+}
+
+CNNLAB_INLINE void conv1ch_image(const float *xp, int Wp, const float *Wt, const float *bias,
+                                 float *y0, int Ho, int Wo, int M, int k, int nv)
+{
+    const int Mp = nv * 8;
+    const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = nv > 1 ? _mm256_loadu_ps(bias + 8)
+                                                          : _mm256_setzero_ps();
+    for (int y = 0; y < Ho; y++) {
+        const float *row = xp + (size_t)y * Wp;
+        float *o = y0 + (size_t)y * Wo * M;
+        int x = 0;
+        for (; x + 4 <= Wo; x += 4)
+            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 4, o + (size_t)x * M, M, m0, m1);
+        for (; x < Wo; x++)
+            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 1, o + (size_t)x * M, M, m0, m1);
+    }
+}
+#endif
+
+/* Y = conv(X, W) + bias; bias is Mp floats (zeros for none). Returns 0, or -1 when
+ * this build or these sizes are not supported (the caller then uses PyTorch). */
+int cnnlab_conv1ch_fwd(const float *X, const float *Wt, const float *bias, float *Y,
+                       int64_t B, int H, int W, int M, int k, int p)
+{
+#ifdef __AVX2__
+    const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
+    const int nv = (M + 7) / 8;
+    if (M < 1 || nv > 2 || k < 1 || k > 7 || p < 0 || Ho < 1 || Wo < 1) return -1;
+    #pragma omp parallel
+    {
+        float *xp = (float *)malloc(sizeof(float) * (size_t)Hp * (size_t)Wp);
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            pad_image(X + b * (int64_t)H * W, xp, H, W, p);
+            float *y0 = Y + b * (int64_t)Ho * Wo * M;
+            if (nv == 1) conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, k, 1);
+            else conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, k, 2);
+        }
+        free(xp);
+    }
+    return 0;
+#else
+    (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)M; (void)k; (void)p;
+    return -1;
+#endif
+}
+
+#ifdef __AVX2__
+/* one image's contribution to dWt (k*k, Mp) and db (Mp): for each kernel row ky,
+ * k accumulators per channel vector stay in registers over all output pixels. */
+CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, const float *dy, float *dw, float *db,
+                               int Ho, int Wo, int M, int k, int nv)
+{
+    const int Mp = nv * 8;
+    const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int ky = 0; ky < k; ky++) {
+        __m256 a0[7], a1[7];
+        for (int kx = 0; kx < k; kx++) { a0[kx] = _mm256_setzero_ps(); a1[kx] = _mm256_setzero_ps(); }
+        for (int y = 0; y < Ho; y++) {
+            const float *r = xp + (size_t)(y + ky) * Wp;
+            const float *g = dy + (size_t)y * Wo * M;
+            for (int x = 0; x < Wo; x++) {
+                __m256 g0, g1;
+                load_px(g + (size_t)x * M, &g0, &g1, M, m0, m1);
+                if (ky == 0) {
+                    s0 = _mm256_add_ps(s0, g0);
+                    if (nv > 1) s1 = _mm256_add_ps(s1, g1);
+                }
+                for (int kx = 0; kx < k; kx++) {
+                    const __m256 s = _mm256_broadcast_ss(r + x + kx);
+                    a0[kx] = _mm256_fmadd_ps(s, g0, a0[kx]);
+                    if (nv > 1) a1[kx] = _mm256_fmadd_ps(s, g1, a1[kx]);
+                }
+            }
+        }
+        for (int kx = 0; kx < k; kx++) {
+            float *w = dw + (size_t)(ky * k + kx) * Mp;
+            _mm256_storeu_ps(w, _mm256_add_ps(_mm256_loadu_ps(w), a0[kx]));
+            if (nv > 1) _mm256_storeu_ps(w + 8, _mm256_add_ps(_mm256_loadu_ps(w + 8), a1[kx]));
+        }
+    }
+    _mm256_storeu_ps(db, _mm256_add_ps(_mm256_loadu_ps(db), s0));
+    if (nv > 1) _mm256_storeu_ps(db + 8, _mm256_add_ps(_mm256_loadu_ps(db + 8), s1));
+}
+#endif
+
+/* dWt (k*k, Mp) and db (Mp), overwritten: the weight and bias gradients of
+ * cnnlab_conv1ch_fwd for the output gradient dY (NHWC). Returns 0 or -1. */
+int cnnlab_conv1ch_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B,
+                         int H, int W, int M, int k, int p)
+{
+#ifdef __AVX2__
+    const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
+    const int nv = (M + 7) / 8, Mp = nv * 8;
+    if (M < 1 || nv > 2 || k < 1 || k > 7 || p < 0 || Ho < 1 || Wo < 1) return -1;
+    memset(dWt, 0, sizeof(float) * (size_t)k * k * Mp);
+    memset(db, 0, sizeof(float) * (size_t)Mp);
+    #pragma omp parallel
+    {
+        float *xp = (float *)malloc(sizeof(float) * ((size_t)Hp * Wp + (size_t)(k * k + 1) * Mp));
+        float *dw = xp + (size_t)Hp * Wp, *dbl = dw + (size_t)k * k * Mp;
+        memset(dw, 0, sizeof(float) * (size_t)(k * k + 1) * Mp);
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            pad_image(X + b * (int64_t)H * W, xp, H, W, p);
+            const float *dy = dY + b * (int64_t)Ho * Wo * M;
+            if (nv == 1) wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, k, 1);
+            else wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, k, 2);
+        }
+        #pragma omp critical
+        {
+            for (int i = 0; i < k * k * Mp; i++) dWt[i] += dw[i];
+            for (int i = 0; i < Mp; i++) db[i] += dbl[i];
+        }
+        free(xp);
+    }
+    return 0;
+#else
+    (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)M; (void)k; (void)p;
+    return -1;
+#endif
+}
