@@ -57,14 +57,16 @@ def variants(batch_size: int):
     cl = copy.deepcopy(base).to(memory_format=torch.channels_last)
     # "channels_last weights" (NCHW input) is what accelerate() does on 2+ threads;
     # "cnnlab kernels" what it does on one (cnnlab.accel.kernels)
-    # "cnnlab ..., fused": with the native sigmoid + avg-pool kernel (cnnlab.accel.fused)
+    # "native": plus cnnlab.native's kernels (one-channel conv, sigmoid + avg-pool): what
+    # accelerate() does by default on 2+ threads and on 1
     return {"eager": (base, X),
             "channels_last": (cl, X.contiguous(memory_format=torch.channels_last)),
             "channels_last weights": (copy.deepcopy(cl), X),
-            "cnnlab kernels": (accelerate(copy.deepcopy(base), "cpu", threads=1, fuse=False), X),
-            "channels_last weights, fused": (
+            "cnnlab kernels": (
+                accelerate(copy.deepcopy(base), "cpu", threads=1, use_native=False), X),
+            "channels_last weights + native": (
                 accelerate(copy.deepcopy(base), "cpu", threads=2), X),
-            "cnnlab kernels, fused": (accelerate(copy.deepcopy(base), "cpu", threads=1), X)}
+            "cnnlab kernels + native": (accelerate(copy.deepcopy(base), "cpu", threads=1), X)}
 
 
 def make_step(model, X, y):
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k} | {w:.2f} | {c:.2f} | {base_w / w:.2f}x | {base_c / c:.2f}x | "
                      f"{med(infer[k], 0):.2f} |")
     if args.profile and not args.quick:
-        for k in ("eager", "channels_last weights", "channels_last weights, fused"):
+        for k in ("eager", "channels_last weights", "channels_last weights + native"):
             lines += ["", f"torch.profiler, `{k}`, top aten operators (self time):", "",
                       profile_top(steps[k])]
     text = "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ def test_lenet_step_quick(capsys):
     assert bench.main(["--quick", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     for variant in ("| eager |", "| channels_last |", "| cnnlab kernels |",
-                    "| channels_last weights, fused |"):
+                    "| channels_last weights + native |"):
         assert variant in out
     assert (results.read_text() if results.exists() else None) == before
 

@@ -87,7 +87,7 @@ def _lenet_like() -> nn.Sequential:
 
 def test_accelerate_swaps_layers_and_keeps_state_dict():
     ref = _lenet_like()
-    net = accelerate(copy.deepcopy(ref), "cpu", threads=1, fuse=False)
+    net = accelerate(copy.deepcopy(ref), "cpu", threads=1, use_native=False)
     assert isinstance(net[0], FastConv2d) and isinstance(net[3], FastConv2d)
     assert isinstance(net[2], FastAvgPool2d) and isinstance(net[5], FastAvgPool2d)
     assert list(net.state_dict()) == list(ref.state_dict())
@@ -98,7 +98,7 @@ def test_accelerate_swaps_layers_and_keeps_state_dict():
 
 def test_accelerate_on_two_threads_gives_nhwc_weights_and_the_same_outputs():
     ref = _lenet_like()
-    net = accelerate(copy.deepcopy(ref), "cpu", threads=2, fuse=False)
+    net = accelerate(copy.deepcopy(ref), "cpu", threads=2, use_native=False)
     assert type(net[0]) is nn.Conv2d and type(net[2]) is nn.AvgPool2d  # nothing swapped
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert list(net.state_dict()) == list(ref.state_dict())
@@ -106,12 +106,12 @@ def test_accelerate_on_two_threads_gives_nhwc_weights_and_the_same_outputs():
     torch.testing.assert_close(net(X), ref(X), rtol=1e-5, atol=1e-5)
     # a model these kernels would not take is left alone, whatever the threads
     big = nn.Sequential(nn.Conv2d(64, 64, 3))
-    assert accelerate(big, "cpu", threads=2, fuse=False)[0].weight.is_contiguous()
+    assert accelerate(big, "cpu", threads=2, use_native=False)[0].weight.is_contiguous()
 
 
 def test_accelerate_keeps_outputs_and_a_training_step():
     ref = _lenet_like()
-    net = accelerate(copy.deepcopy(ref), torch.device("cpu"), threads=1, fuse=False)
+    net = accelerate(copy.deepcopy(ref), torch.device("cpu"), threads=1, use_native=False)
     X = torch.rand(7, 1, 28, 28, generator=torch.Generator().manual_seed(4))
     y = torch.arange(7) % 10
     for model in (ref, net):
@@ -129,14 +129,14 @@ def test_accelerate_keeps_outputs_and_a_training_step():
 def test_accelerate_reuses_parameter_objects():
     net = _lenet_like()
     params = [id(p) for p in net.parameters()]
-    accelerate(net, "cpu", threads=1, fuse=False)
+    accelerate(net, "cpu", threads=1, use_native=False)
     assert [id(p) for p in net.parameters()] == params
 
 
 def test_accelerate_leaves_unsupported_layers_and_other_devices():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.Conv2d(8, 8, 3, groups=2),
                         nn.Conv2d(8, 64, 3), nn.AvgPool2d(3, stride=2), nn.AvgPool2d(2, padding=1))
-    accelerate(net, "cpu", threads=1, fuse=False)
+    accelerate(net, "cpu", threads=1, use_native=False)
     assert [type(m) for m in net] == [nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.AvgPool2d, nn.AvgPool2d]
     lenet = _lenet_like()
     assert type(accelerate(lenet, "meta")[0]) is nn.Conv2d
@@ -144,11 +144,12 @@ def test_accelerate_leaves_unsupported_layers_and_other_devices():
     class Cfg:
         device = "cpu"
 
-    assert type(accelerate(lenet, Cfg(), threads=1, fuse=False)[0]) is FastConv2d
+    assert type(accelerate(lenet, Cfg(), threads=1, use_native=False)[0]) is FastConv2d
 
 
 def test_fast_modules_fall_back_outside_their_domain():
-    conv = accelerate(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1)), "cpu", threads=1, fuse=False)[0]
+    conv = accelerate(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1)), "cpu", threads=1,
+                      use_native=False)[0]
     X = torch.randn(2, 2, 6, 6, dtype=torch.float64)
     conv = conv.double()
     torch.testing.assert_close(conv(X), F.conv2d(X, conv.weight, conv.bias, padding=1))
@@ -161,14 +162,14 @@ def test_registry_lenet_is_accelerated():
     models = pytest.importorskip("cnnlab.models")
     net = models.create_model("lenet")
     keys = list(net.state_dict())
-    accelerate(net, "cpu", threads=1, fuse=False)
+    accelerate(net, "cpu", threads=1, use_native=False)
     assert type(net.conv1) is FastConv2d and type(net.pool2) is FastAvgPool2d
     assert list(net.state_dict()) == keys
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_fast_avg_pool_keeps_channels_last():
-    pool = accelerate(nn.Sequential(nn.AvgPool2d(2)), "cpu", threads=1, fuse=False)[0]
+    pool = accelerate(nn.Sequential(nn.AvgPool2d(2)), "cpu", threads=1, use_native=False)[0]
     assert isinstance(pool, FastAvgPool2d)
     X = torch.randn(3, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     Y = pool(X)

@@ -155,6 +155,7 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
     import copy
 
     from cnnlab.accel import accelerate
+    from cnnlab.accel.conv1ch import NativeConv1ch
     from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
     from cnnlab.models import create_model
 
@@ -164,6 +165,7 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
     assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
     assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
     assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
+    assert isinstance(net.conv1, NativeConv1ch)
     assert list(net.state_dict()) == list(ref.state_dict())
     X = torch.rand(16, 1, 28, 28)
     y = torch.arange(16) % 10
@@ -172,3 +174,45 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
         torch.nn.functional.cross_entropy(m(X), y).backward()
     for (name, p), q in zip(net.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------ one-channel convolution
+@needs_native
+@settings(max_examples=80, deadline=None)
+@given(b=st.integers(1, 5), h=st.integers(1, 20), w=st.integers(1, 20),
+       m=st.integers(1, 16), k=st.integers(1, 7), p=st.integers(0, 3), bias=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_native_conv1ch_matches_conv2d_values_and_gradients(b, h, w, m, k, p, bias, seed):
+    from cnnlab.accel.conv1ch import NativeConv1ch
+
+    if min(h, w) + 2 * p < k:
+        h, w = h + k, w + k
+    torch.manual_seed(seed)
+    conv = NativeConv1ch(1, m, k, padding=p, bias=bias)
+    ref = torch.nn.Conv2d(1, m, k, padding=p, bias=bias)
+    ref.load_state_dict(conv.state_dict())
+    X = torch.randn(b, 1, h, w)
+    Y, Y_ref = conv(X), ref(X)
+    assert Y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(Y, Y_ref, rtol=1e-5, atol=1e-5)
+    G = torch.randn_like(Y_ref)
+    Y.backward(G)
+    Y_ref.backward(G)
+    scale = max(1.0, float(ref.weight.grad.abs().max()))
+    torch.testing.assert_close(conv.weight.grad / scale, ref.weight.grad / scale,
+                               rtol=1e-5, atol=1e-5)
+    if bias:
+        torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_native_conv1ch_falls_back_when_the_input_needs_a_gradient():
+    from cnnlab.accel.conv1ch import NativeConv1ch
+
+    torch.manual_seed(0)
+    conv = NativeConv1ch(1, 4, 3, padding=1)
+    X = torch.randn(2, 1, 8, 8, requires_grad=True)  # e.g. a saliency map
+    conv(X).sum().backward()
+    ref = torch.nn.functional.conv2d(X.detach().requires_grad_(), conv.weight, conv.bias,
+                                     padding=1)
+    assert X.grad is not None and X.grad.shape == X.shape
+    torch.testing.assert_close(conv(X), ref)

@@ -15,7 +15,7 @@ Example:
     >>> from cnnlab.accel import accelerate
     >>> net = create_model("lenet")
     >>> keys = list(net.state_dict())
-    >>> net = accelerate(net, "cpu", threads=1)
+    >>> net = accelerate(net, "cpu", threads=1, use_native=False)
     >>> list(net.state_dict()) == keys
     True
     >>> type(net.conv1).__name__
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from cnnlab import native
+from cnnlab.accel.conv1ch import NativeConv1ch, conv1ch_supported
 from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
 from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast, conv_supported
 
@@ -100,7 +101,7 @@ def _fast_pool(m: nn.Module) -> FastAvgPool2d | None:
 
 
 def accelerate(model: nn.Module, config_or_device: Any = "cpu",
-               threads: int | None = None, fuse: bool = True) -> nn.Module:
+               threads: int | None = None, use_native: bool = True) -> nn.Module:
     """Swap supported layers of ``model`` in place for fast CPU versions; return ``model``.
 
     ``config_or_device``: a device, a device string, or an object with a ``device``
@@ -111,8 +112,10 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     would take gets NHWC weights instead, which made oneDNN pick its NHWC kernels
     and beat ours on 2 threads (LeNet: 19.4 vs 22.8 ms per step,
     benchmarks/results/lenet.md); ours win on one thread (30.4 vs 34.1 CPU ms).
-    ``fuse`` (with :mod:`cnnlab.native`): a sigmoid followed by an average pool in a
-    Sequential runs as one kernel (:mod:`cnnlab.accel.fused`).
+    ``use_native`` (when :mod:`cnnlab.native` builds): one-input-channel convolutions
+    run its kernels (:mod:`cnnlab.accel.conv1ch`, whatever the threads or layout), and
+    a sigmoid followed by an average pool in a Sequential runs as one kernel
+    (:mod:`cnnlab.accel.fused`).
     """
     device = getattr(config_or_device, "device", config_or_device)
     if device == "auto" or device is None:
@@ -123,8 +126,9 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     # convs made its step ~20% slower), so only the pools are swapped.
     convs = not getattr(config_or_device, "channels_last", False)
     threads = torch.get_num_threads() if threads is None else int(threads)
-    if fuse and native.available():
+    if use_native and native.available():
         _fuse_sigmoid_pools(model)
+        _swap_native_convs(model)
     if convs and threads >= 2 and any(_fast_conv(m) is not None for m in model.modules()):
         # the inputs may stay NCHW: oneDNN follows the weights' format
         return model.to(memory_format=torch.channels_last)
@@ -134,6 +138,18 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
             if new is not None:
                 setattr(parent, name, new)
     return model
+
+
+def _swap_native_convs(model: nn.Module) -> None:
+    """One-input-channel convolutions become :class:`NativeConv1ch` (same parameters)."""
+    for parent in list(model.modules()):
+        for name, m in list(parent.named_children()):
+            if type(m) is nn.Conv2d and conv1ch_supported(m):
+                new = NativeConv1ch(1, m.out_channels, m.kernel_size, padding=m.padding,
+                                    bias=m.bias is not None, device="meta")
+                new.weight, new.bias = m.weight, m.bias
+                new.train(m.training)
+                setattr(parent, name, new)
 
 
 def _fuse_sigmoid_pools(model: nn.Module) -> None:

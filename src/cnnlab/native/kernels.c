@@ -259,28 +259,46 @@ CNNLAB_INLINE __m256i lanes_below(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-CNNLAB_INLINE void store_px(float *o, __m256 a0, __m256 a1, int M, __m256i m0, __m256i m1)
+/* Store/load one pixel's M channels. Lanes past M spill into the next pixels of the
+ * same image, which this thread writes (or reads) next anyway; only pixels within
+ * Mp floats of the image's end (`exact`) take the slower masked access, so that
+ * nothing outside the image is touched. */
+CNNLAB_INLINE void store_px(float *o, __m256 a0, __m256 a1, int M, __m256i m0, __m256i m1,
+                            int exact)
 {
-    if (M >= 8) {
+    if (M == 8 || M == 16 || !exact) {
         _mm256_storeu_ps(o, a0);
-        if (M == 16) _mm256_storeu_ps(o + 8, a1);
-        else if (M > 8) _mm256_maskstore_ps(o + 8, m1, a1);
+        if (M > 8) _mm256_storeu_ps(o + 8, a1);
+    } else if (M > 8) {
+        _mm256_storeu_ps(o, a0);
+        _mm256_maskstore_ps(o + 8, m1, a1);
     } else {
         _mm256_maskstore_ps(o, m0, a0);
     }
 }
 
-CNNLAB_INLINE void load_px(const float *g, __m256 *g0, __m256 *g1, int M, __m256i m0, __m256i m1)
+CNNLAB_INLINE void load_px(const float *g, __m256 *g0, __m256 *g1, int M, __m256i m0, __m256i m1,
+                           int exact)
 {
-    if (M >= 8) {
+    if (M == 8 || M == 16 || !exact) {
         *g0 = _mm256_loadu_ps(g);
-        *g1 = M == 16 ? _mm256_loadu_ps(g + 8)
-                      : (M > 8 ? _mm256_maskload_ps(g + 8, m1) : _mm256_setzero_ps());
+        *g1 = M > 8 ? _mm256_loadu_ps(g + 8) : _mm256_setzero_ps();
+    } else if (M > 8) {
+        *g0 = _mm256_loadu_ps(g);
+        *g1 = _mm256_maskload_ps(g + 8, m1);
     } else {
         *g0 = _mm256_maskload_ps(g, m0);
         *g1 = _mm256_setzero_ps();
     }
 }
+
+/* call F(k, nv) with both as compile-time constants (k in 1..7, nv in 1..2) */
+#define CNNLAB_DISPATCH_NV(F, K) do { if (nv == 1) F(K, 1); else F(K, 2); } while (0)
+#define CNNLAB_DISPATCH(F) do { switch (k) { \
+    case 1: CNNLAB_DISPATCH_NV(F, 1); break; case 2: CNNLAB_DISPATCH_NV(F, 2); break; \
+    case 3: CNNLAB_DISPATCH_NV(F, 3); break; case 4: CNNLAB_DISPATCH_NV(F, 4); break; \
+    case 5: CNNLAB_DISPATCH_NV(F, 5); break; case 6: CNNLAB_DISPATCH_NV(F, 6); break; \
+    default: CNNLAB_DISPATCH_NV(F, 7); break; } } while (0)
 
 static void pad_image(const float *x, float *xp, int H, int W, int p)
 {
@@ -293,7 +311,7 @@ static void pad_image(const float *x, float *xp, int H, int W, int p)
 /* one output row: P pixels at a time (P = 4, then 1 for the tail) */
 CNNLAB_INLINE void conv1ch_px(const float *xp, int Wp, const float *Wt, int Mp, int k,
                               __m256 b0, __m256 b1, int nv, int P, float *o, int M,
-                              __m256i m0, __m256i m1)
+                              __m256i m0, __m256i m1, const float *end)
 {
     __m256 a0[4], a1[4];
     for (int i = 0; i < P; i++) { a0[i] = b0; a1[i] = b1; }
@@ -310,7 +328,10 @@ CNNLAB_INLINE void conv1ch_px(const float *xp, int Wp, const float *Wt, int Mp, 
             }
         }
     }
-    for (int i = 0; i < P; i++) store_px(o + (size_t)i * M, a0[i], a1[i], M, m0, m1);
+    for (int i = 0; i < P; i++) {
+        float *oi = o + (size_t)i * M;
+        store_px(oi, a0[i], a1[i], M, m0, m1, end - oi < Mp);
+    }
 }
 
 CNNLAB_INLINE void conv1ch_image(const float *xp, int Wp, const float *Wt, const float *bias,
@@ -320,14 +341,15 @@ CNNLAB_INLINE void conv1ch_image(const float *xp, int Wp, const float *Wt, const
     const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
     const __m256 b0 = _mm256_loadu_ps(bias), b1 = nv > 1 ? _mm256_loadu_ps(bias + 8)
                                                           : _mm256_setzero_ps();
+    const float *end = y0 + (size_t)Ho * Wo * M;
     for (int y = 0; y < Ho; y++) {
         const float *row = xp + (size_t)y * Wp;
         float *o = y0 + (size_t)y * Wo * M;
         int x = 0;
         for (; x + 4 <= Wo; x += 4)
-            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 4, o + (size_t)x * M, M, m0, m1);
+            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 4, o + (size_t)x * M, M, m0, m1, end);
         for (; x < Wo; x++)
-            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 1, o + (size_t)x * M, M, m0, m1);
+            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 1, o + (size_t)x * M, M, m0, m1, end);
     }
 }
 #endif
@@ -348,8 +370,11 @@ int cnnlab_conv1ch_fwd(const float *X, const float *Wt, const float *bias, float
         for (int64_t b = 0; b < B; b++) {
             pad_image(X + b * (int64_t)H * W, xp, H, W, p);
             float *y0 = Y + b * (int64_t)Ho * Wo * M;
-            if (nv == 1) conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, k, 1);
-            else conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, k, 2);
+            /* k and nv as constants, so that the loops unroll and the
+             * accumulators stay in registers */
+#define CNNLAB_FWD(K, NV) conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, K, NV)
+            CNNLAB_DISPATCH(CNNLAB_FWD);
+#undef CNNLAB_FWD
         }
         free(xp);
     }
@@ -368,6 +393,7 @@ CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, const float *dy, float *
 {
     const int Mp = nv * 8;
     const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
+    const float *end = dy + (size_t)Ho * Wo * M;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     for (int ky = 0; ky < k; ky++) {
         __m256 a0[7], a1[7];
@@ -377,7 +403,8 @@ CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, const float *dy, float *
             const float *g = dy + (size_t)y * Wo * M;
             for (int x = 0; x < Wo; x++) {
                 __m256 g0, g1;
-                load_px(g + (size_t)x * M, &g0, &g1, M, m0, m1);
+                const float *gx = g + (size_t)x * M;
+                load_px(gx, &g0, &g1, M, m0, m1, end - gx < Mp);
                 if (ky == 0) {
                     s0 = _mm256_add_ps(s0, g0);
                     if (nv > 1) s1 = _mm256_add_ps(s1, g1);
@@ -420,8 +447,9 @@ int cnnlab_conv1ch_wgrad(const float *X, const float *dY, float *dWt, float *db,
         for (int64_t b = 0; b < B; b++) {
             pad_image(X + b * (int64_t)H * W, xp, H, W, p);
             const float *dy = dY + b * (int64_t)Ho * Wo * M;
-            if (nv == 1) wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, k, 1);
-            else wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, k, 2);
+#define CNNLAB_WG(K, NV) wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, K, NV)
+            CNNLAB_DISPATCH(CNNLAB_WG);
+#undef CNNLAB_WG
         }
         #pragma omp critical
         {
