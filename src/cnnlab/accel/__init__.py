@@ -6,8 +6,12 @@ channels, e.g. LeNet's 1->6 and 6->16) with :class:`FastConv2d`, and each
 non-overlapping ``nn.AvgPool2d`` with :class:`FastAvgPool2d`. Both are subclasses
 of the torch modules with the same parameter objects, so ``state_dict`` keys,
 optimizers built before or after, checkpoints and printing are unchanged. On a
-non-CPU device, or for a model with nothing to swap, it is a no-op. Measured
-gains: benchmarks/results/lenet.md.
+non-CPU device, or for a model with nothing to swap, it is a no-op. With the
+native kernels of :mod:`cnnlab.native` built, one-input-channel convolutions become
+:class:`~cnnlab.accel.conv1ch.NativeConv1ch` and each ``Sigmoid`` + ``AvgPool2d``
+pair runs as one kernel (:mod:`cnnlab.accel.fused`); on two or more threads the
+other small convolutions keep oneDNN's kernels with NHWC weights. Measured gains
+(LeNet step on 2 threads, 25.3 -> 14.5 ms): benchmarks/results/lenet.md.
 
 Example:
     >>> import torch

@@ -7,13 +7,11 @@ the same arithmetic written as one matrix product. These autograd Functions keep
 the forward arithmetic of ``nn.Conv2d``/``nn.AvgPool2d`` and route the gradients
 through shapes that BLAS and oneDNN handle well:
 
-* convolution with one input channel (LeNet's first layer): im2col (a strided
-  view of the padded input, copied once) and one matrix product; the output lives
-  in a channel-major "CNHW" memory layout, the weight gradient is one more matrix
-  product with the same columns (no input gradient: images need none).
-* other small stride-1 convolutions: the forward is the library convolution; the
+* small stride-1 convolutions: the forward is the library convolution; the
   weight gradient is a convolution of the input with the output gradient (batch
-  treated as channels), the input gradient is a transposed convolution.
+  treated as channels), the input gradient is a transposed convolution. (With
+  :mod:`cnnlab.native` built, one-input-channel layers use
+  :mod:`cnnlab.accel.conv1ch` instead.)
 * 2x2/stride-2 average pooling: two reshaped pairwise sums forward, a broadcast
   backward; it keeps whatever memory layout it is given.
 
