@@ -66,6 +66,10 @@ def test_val_every_skips_validation_but_always_validates_the_last_epoch(tmp_path
     assert [r["val_acc"] == "" for r in rows] == [True, False, False]
     assert load_checkpoint(out / "best.pt")["epoch"] in (2, 3)
     assert (out / "curves.png").exists() and (out / "confusion.png").exists()
+    from cnnlab.train.plots import curves_figure
+
+    lines = {ln.get_label(): list(ln.get_xdata()) for ln in curves_figure(history).axes[0].lines}
+    assert lines["val_acc"] == [2, 3] and lines["train_loss"] == [1, 2, 3]  # joined, no gaps
     with pytest.raises(ValueError, match="val_every must be a positive integer"):
         TrainConfig(val_every=0).validate()
 

@@ -40,9 +40,13 @@ def curves_figure(history: Sequence[dict[str, Any]], title: str | None = None):
     ax = fig.add_subplot()
     epochs = [row["epoch"] for row in history]
     for key, style, colour in _CURVES:
-        ys = [row.get(key) for row in history]
-        if any(y is not None for y in ys):
-            ax.plot(epochs, ys, linestyle=style, color=colour, label=key)
+        # epochs skipped by --val-every have None: join the validated ones, with markers
+        points = [(e, row.get(key)) for e, row in zip(epochs, history) if row.get(key) is not None]
+        if points:
+            xs, ys = zip(*points)
+            marker = "o" if len(points) < len(epochs) else None
+            ax.plot(xs, ys, linestyle=style, color=colour, label=key, marker=marker,
+                    markersize=3)
     ax.set_xlabel("epoch")
     if epochs:
         ax.set_xlim(min(epochs) - 0.05, max(max(epochs), 2) + 0.05)
