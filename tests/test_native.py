@@ -155,8 +155,8 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
     import copy
 
     from cnnlab.accel import accelerate
-    from cnnlab.accel.conv1ch import NativeConv1ch
     from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
+    from cnnlab.accel.smallconv import NativeConv2d
     from cnnlab.models import create_model
 
     torch.manual_seed(0)
@@ -165,7 +165,7 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
     assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
     assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
     assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
-    assert isinstance(net.conv1, NativeConv1ch)
+    assert isinstance(net.conv1, NativeConv2d) and not isinstance(net.conv2, NativeConv2d)
     assert list(net.state_dict()) == list(ref.state_dict())
     X = torch.rand(16, 1, 28, 28)
     y = torch.arange(16) % 10
@@ -176,23 +176,24 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-# ------------------------------------------------------ one-channel convolution
+# ------------------------------------------------------ small convolutions
 @needs_native
 @settings(max_examples=80, deadline=None)
-@given(b=st.integers(1, 5), h=st.integers(1, 20), w=st.integers(1, 20),
+@given(b=st.integers(1, 5), c=st.integers(1, 16), h=st.integers(1, 20), w=st.integers(1, 20),
        m=st.integers(1, 16), k=st.integers(1, 7), p=st.integers(0, 3), bias=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
-def test_native_conv1ch_matches_conv2d_values_and_gradients(b, h, w, m, k, p, bias, seed):
-    from cnnlab.accel.conv1ch import NativeConv1ch
+def test_native_conv_matches_conv2d_values_and_gradients(b, c, h, w, m, k, p, bias, seed):
+    from cnnlab.accel.smallconv import NativeConv2d
 
     if min(h, w) + 2 * p < k:
         h, w = h + k, w + k
     torch.manual_seed(seed)
-    conv = NativeConv1ch(1, m, k, padding=p, bias=bias)
-    ref = torch.nn.Conv2d(1, m, k, padding=p, bias=bias)
+    conv = NativeConv2d(c, m, k, padding=p, bias=bias)
+    ref = torch.nn.Conv2d(c, m, k, padding=p, bias=bias)
     ref.load_state_dict(conv.state_dict())
-    X = torch.randn(b, 1, h, w)
-    Y, Y_ref = conv(X), ref(X)
+    X = torch.randn(b, c, h, w)
+    X1, X2 = X.clone().requires_grad_(c > 1), X.clone().requires_grad_(c > 1)
+    Y, Y_ref = conv(X1), ref(X2)
     assert Y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(Y, Y_ref, rtol=1e-5, atol=1e-5)
     G = torch.randn_like(Y_ref)
@@ -203,16 +204,17 @@ def test_native_conv1ch_matches_conv2d_values_and_gradients(b, h, w, m, k, p, bi
                                rtol=1e-5, atol=1e-5)
     if bias:
         torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
+    if c > 1:
+        torch.testing.assert_close(X1.grad, X2.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_native_conv1ch_falls_back_when_the_input_needs_a_gradient():
-    from cnnlab.accel.conv1ch import NativeConv1ch
+def test_native_conv_input_gradient_of_one_channel_images():
+    from cnnlab.accel.smallconv import NativeConv2d
 
     torch.manual_seed(0)
-    conv = NativeConv1ch(1, 4, 3, padding=1)
+    conv = NativeConv2d(1, 4, 3, padding=1)
     X = torch.randn(2, 1, 8, 8, requires_grad=True)  # e.g. a saliency map
     conv(X).sum().backward()
-    ref = torch.nn.functional.conv2d(X.detach().requires_grad_(), conv.weight, conv.bias,
-                                     padding=1)
-    assert X.grad is not None and X.grad.shape == X.shape
-    torch.testing.assert_close(conv(X), ref)
+    X2 = X.detach().requires_grad_()
+    torch.nn.functional.conv2d(X2, conv.weight, conv.bias, padding=1).sum().backward()
+    torch.testing.assert_close(X.grad, X2.grad)

@@ -8,7 +8,7 @@ of the torch modules with the same parameter objects, so ``state_dict`` keys,
 optimizers built before or after, checkpoints and printing are unchanged. On a
 non-CPU device, or for a model with nothing to swap, it is a no-op. With the
 native kernels of :mod:`cnnlab.native` built, one-input-channel convolutions become
-:class:`~cnnlab.accel.conv1ch.NativeConv1ch` and each ``Sigmoid`` + ``AvgPool2d``
+:class:`~cnnlab.accel.smallconv.NativeConv2d` and each ``Sigmoid`` + ``AvgPool2d``
 pair runs as one kernel (:mod:`cnnlab.accel.fused`); on two or more threads the
 other small convolutions keep oneDNN's kernels with NHWC weights. Measured gains
 (LeNet step on 2 threads, 25.3 -> 14.5 ms): benchmarks/results/lenet.md.
@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from cnnlab import native
-from cnnlab.accel.conv1ch import NativeConv1ch, conv1ch_supported
 from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
 from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast, conv_supported
+from cnnlab.accel.smallconv import NativeConv2d, native_conv_supported
 
 __all__ = ["FastAvgPool2d", "FastConv2d", "accelerate"]
 
@@ -117,7 +117,7 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     and beat ours on 2 threads (LeNet: 19.4 vs 22.8 ms per step,
     benchmarks/results/lenet.md); ours win on one thread (30.4 vs 34.1 CPU ms).
     ``use_native`` (when :mod:`cnnlab.native` builds): one-input-channel convolutions
-    run its kernels (:mod:`cnnlab.accel.conv1ch`, whatever the threads or layout), and
+    run its kernels (:mod:`cnnlab.accel.smallconv`, whatever the threads or layout), and
     a sigmoid followed by an average pool in a Sequential runs as one kernel
     (:mod:`cnnlab.accel.fused`).
     """
@@ -130,10 +130,11 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     # convs made its step ~20% slower), so only the pools are swapped.
     convs = not getattr(config_or_device, "channels_last", False)
     threads = torch.get_num_threads() if threads is None else int(threads)
+    small = any(_fast_conv(m) is not None for m in model.modules())
     if use_native and native.available():
         _fuse_sigmoid_pools(model)
         _swap_native_convs(model)
-    if convs and threads >= 2 and any(_fast_conv(m) is not None for m in model.modules()):
+    if convs and threads >= 2 and small:
         # the inputs may stay NCHW: oneDNN follows the weights' format
         return model.to(memory_format=torch.channels_last)
     for parent in list(model.modules()):
@@ -145,12 +146,16 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
 
 
 def _swap_native_convs(model: nn.Module) -> None:
-    """One-input-channel convolutions become :class:`NativeConv1ch` (same parameters)."""
+    """One-input-channel convolutions become :class:`NativeConv2d` (same parameters).
+
+    Only those: for LeNet's 6 -> 16 layer the native weight gradient saved ~0.2 of
+    6.5 ms per call (benchmarks/results/lenet.md), within the noise of a whole step.
+    """
     for parent in list(model.modules()):
         for name, m in list(parent.named_children()):
-            if type(m) is nn.Conv2d and conv1ch_supported(m):
-                new = NativeConv1ch(1, m.out_channels, m.kernel_size, padding=m.padding,
-                                    bias=m.bias is not None, device="meta")
+            if type(m) is nn.Conv2d and m.in_channels == 1 and native_conv_supported(m):
+                new = NativeConv2d(m.in_channels, m.out_channels, m.kernel_size,
+                                   padding=m.padding, bias=m.bias is not None, device="meta")
                 new.weight, new.bias = m.weight, m.bias
                 new.train(m.training)
                 setattr(parent, name, new)

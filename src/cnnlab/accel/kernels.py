@@ -11,7 +11,7 @@ through shapes that BLAS and oneDNN handle well:
   weight gradient is a convolution of the input with the output gradient (batch
   treated as channels), the input gradient is a transposed convolution. (With
   :mod:`cnnlab.native` built, one-input-channel layers use
-  :mod:`cnnlab.accel.conv1ch` instead.)
+  :mod:`cnnlab.accel.smallconv` instead.)
 * 2x2/stride-2 average pooling: two reshaped pairwise sums forward, a broadcast
   backward; it keeps whatever memory layout it is given.
 

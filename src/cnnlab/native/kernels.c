@@ -242,14 +242,16 @@ void cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int6
 }
 
 /* ---------------------------------------------------------------------------
- * Convolution of one-channel images (LeNet's first layer, fastnet's stem):
- * X (B, 1, H, W) -> Y (B, M, Ho, Wo) stored NHWC (torch.channels_last), stride 1,
- * zero padding p, k x k kernel (k <= 7), M <= 16 output channels. The weights come
- * tap-major, Wt (k*k, Mp), channels zero-padded to Mp = 8 or 16. oneDNN's kernels
- * for a single input channel run far below this CPU's rate
- * (benchmarks/results/lenet.md); here an output pixel's M channels are one or two
- * AVX vectors and four pixels are computed at once, so each weight load serves
- * four multiply-adds.
+ * Small stride-1 convolutions in NHWC memory (torch.channels_last): X (B, H, W, Cin)
+ * -> Y (B, Ho, Wo, M), zero padding p, k x k kernel (k <= 7), Cin <= 16 and M <= 16.
+ * LeNet's layers (1 -> 6, 6 -> 16) and fastnet's stem (1 -> 16) are such; a
+ * one-channel NCHW image is already NHWC. The weights come tap-major,
+ * Wt (k*k*Cin, Mp): row (ky*k + kx)*Cin + ci holds the M output channels, zero-padded
+ * to Mp = 8 or 16. oneDNN's kernels for these channel counts run far below this
+ * CPU's rate (benchmarks/results/lenet.md); here an output pixel's M channels are
+ * one or two AVX vectors and four pixels are computed at once, so each weight load
+ * serves four multiply-adds. The input gradient is this same forward kernel applied
+ * to the zero-padded output gradient with the flipped, transposed weights.
  * ------------------------------------------------------------------------- */
 #ifdef __AVX2__
 #define CNNLAB_INLINE static inline __attribute__((always_inline))
@@ -300,31 +302,38 @@ CNNLAB_INLINE void load_px(const float *g, __m256 *g0, __m256 *g1, int M, __m256
     case 5: CNNLAB_DISPATCH_NV(F, 5); break; case 6: CNNLAB_DISPATCH_NV(F, 6); break; \
     default: CNNLAB_DISPATCH_NV(F, 7); break; } } while (0)
 
-static void pad_image(const float *x, float *xp, int H, int W, int p)
+/* the image with a zero border of p pixels: (H + 2p, W + 2p, C) */
+static void pad_image(const float *x, float *xp, int H, int W, int C, int p)
 {
-    const int Wp = W + 2 * p;
-    memset(xp, 0, sizeof(float) * (size_t)(H + 2 * p) * (size_t)Wp);
+    const size_t row = (size_t)(W + 2 * p) * C;
+    memset(xp, 0, sizeof(float) * (size_t)(H + 2 * p) * row);
     for (int r = 0; r < H; r++)
-        memcpy(xp + (size_t)(r + p) * Wp + p, x + (size_t)r * W, sizeof(float) * (size_t)W);
+        memcpy(xp + (size_t)(r + p) * row + (size_t)p * C, x + (size_t)r * W * C,
+               sizeof(float) * (size_t)W * C);
 }
 
-/* one output row: P pixels at a time (P = 4, then 1 for the tail) */
-CNNLAB_INLINE void conv1ch_px(const float *xp, int Wp, const float *Wt, int Mp, int k,
-                              __m256 b0, __m256 b1, int nv, int P, float *o, int M,
-                              __m256i m0, __m256i m1, const float *end)
+/* P output pixels of one row (P = 8, 4 or 1: independent accumulators hide the
+ * multiply-add latency; 8 only for one vector per pixel, to stay in 16 registers) */
+CNNLAB_INLINE void conv_px(const float *xp, size_t prow, int Cin, const float *Wt, int Mp, int k,
+                           __m256 b0, __m256 b1, int nv, int P, float *o, int M,
+                           __m256i m0, __m256i m1, const float *end)
 {
-    __m256 a0[4], a1[4];
+    __m256 a0[8], a1[8];
     for (int i = 0; i < P; i++) { a0[i] = b0; a1[i] = b1; }
     for (int ky = 0; ky < k; ky++) {
-        const float *r = xp + (size_t)ky * Wp;
+        const float *r = xp + (size_t)ky * prow;
         for (int kx = 0; kx < k; kx++) {
-            const float *w = Wt + (size_t)(ky * k + kx) * Mp;
-            const __m256 w0 = _mm256_loadu_ps(w);
-            const __m256 w1 = nv > 1 ? _mm256_loadu_ps(w + 8) : _mm256_setzero_ps();
-            for (int i = 0; i < P; i++) {
-                const __m256 s = _mm256_broadcast_ss(r + i + kx);
-                a0[i] = _mm256_fmadd_ps(s, w0, a0[i]);
-                if (nv > 1) a1[i] = _mm256_fmadd_ps(s, w1, a1[i]);
+            const float *w = Wt + (size_t)(ky * k + kx) * Cin * Mp;
+            const float *rx = r + (size_t)kx * Cin;
+            for (int ci = 0; ci < Cin; ci++) {
+                const __m256 w0 = _mm256_loadu_ps(w + (size_t)ci * Mp);
+                const __m256 w1 = nv > 1 ? _mm256_loadu_ps(w + (size_t)ci * Mp + 8)
+                                         : _mm256_setzero_ps();
+                for (int i = 0; i < P; i++) {
+                    const __m256 s = _mm256_broadcast_ss(rx + (size_t)i * Cin + ci);
+                    a0[i] = _mm256_fmadd_ps(s, w0, a0[i]);
+                    if (nv > 1) a1[i] = _mm256_fmadd_ps(s, w1, a1[i]);
+                }
             }
         }
     }
@@ -334,45 +343,58 @@ CNNLAB_INLINE void conv1ch_px(const float *xp, int Wp, const float *Wt, int Mp, 
     }
 }
 
-CNNLAB_INLINE void conv1ch_image(const float *xp, int Wp, const float *Wt, const float *bias,
-                                 float *y0, int Ho, int Wo, int M, int k, int nv)
+CNNLAB_INLINE void conv_image(const float *xp, int Wp, int Cin, const float *Wt,
+                              const float *bias, float *y0, int Ho, int Wo, int M, int k, int nv)
 {
     const int Mp = nv * 8;
+    const size_t prow = (size_t)Wp * Cin;
     const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
     const __m256 b0 = _mm256_loadu_ps(bias), b1 = nv > 1 ? _mm256_loadu_ps(bias + 8)
                                                           : _mm256_setzero_ps();
     const float *end = y0 + (size_t)Ho * Wo * M;
     for (int y = 0; y < Ho; y++) {
-        const float *row = xp + (size_t)y * Wp;
+        const float *row = xp + (size_t)y * prow;
         float *o = y0 + (size_t)y * Wo * M;
         int x = 0;
+        if (nv == 1)
+            for (; x + 8 <= Wo; x += 8)
+                conv_px(row + (size_t)x * Cin, prow, Cin, Wt, Mp, k, b0, b1, nv, 8,
+                        o + (size_t)x * M, M, m0, m1, end);
         for (; x + 4 <= Wo; x += 4)
-            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 4, o + (size_t)x * M, M, m0, m1, end);
+            conv_px(row + (size_t)x * Cin, prow, Cin, Wt, Mp, k, b0, b1, nv, 4,
+                    o + (size_t)x * M, M, m0, m1, end);
         for (; x < Wo; x++)
-            conv1ch_px(row + x, Wp, Wt, Mp, k, b0, b1, nv, 1, o + (size_t)x * M, M, m0, m1, end);
+            conv_px(row + (size_t)x * Cin, prow, Cin, Wt, Mp, k, b0, b1, nv, 1,
+                    o + (size_t)x * M, M, m0, m1, end);
     }
 }
 #endif
 
-/* Y = conv(X, W) + bias; bias is Mp floats (zeros for none). Returns 0, or -1 when
+static int conv_sizes_ok(int Cin, int M, int k, int p, int Ho, int Wo)
+{
+    return Cin >= 1 && Cin <= 16 && M >= 1 && M <= 16 && k >= 1 && k <= 7 && p >= 0
+           && Ho >= 1 && Wo >= 1;
+}
+
+/* Y = conv(X, W) + bias; bias holds Mp floats (zeros for none). Returns 0, or -1 when
  * this build or these sizes are not supported (the caller then uses PyTorch). */
-int cnnlab_conv1ch_fwd(const float *X, const float *Wt, const float *bias, float *Y,
-                       int64_t B, int H, int W, int M, int k, int p)
+int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y,
+                    int64_t B, int H, int W, int Cin, int M, int k, int p)
 {
 #ifdef __AVX2__
     const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nv = (M + 7) / 8;
-    if (M < 1 || nv > 2 || k < 1 || k > 7 || p < 0 || Ho < 1 || Wo < 1) return -1;
+    if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
     #pragma omp parallel
     {
-        float *xp = (float *)malloc(sizeof(float) * (size_t)Hp * (size_t)Wp);
+        float *xp = (float *)malloc(sizeof(float) * (size_t)Hp * Wp * Cin);
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
-            pad_image(X + b * (int64_t)H * W, xp, H, W, p);
+            pad_image(X + b * (int64_t)H * W * Cin, xp, H, W, Cin, p);
             float *y0 = Y + b * (int64_t)Ho * Wo * M;
             /* k and nv as constants, so that the loops unroll and the
              * accumulators stay in registers */
-#define CNNLAB_FWD(K, NV) conv1ch_image(xp, Wp, Wt, bias, y0, Ho, Wo, M, K, NV)
+#define CNNLAB_FWD(K, NV) conv_image(xp, Wp, Cin, Wt, bias, y0, Ho, Wo, M, K, NV)
             CNNLAB_DISPATCH(CNNLAB_FWD);
 #undef CNNLAB_FWD
         }
@@ -380,87 +402,98 @@ int cnnlab_conv1ch_fwd(const float *X, const float *Wt, const float *bias, float
     }
     return 0;
 #else
-    (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)M; (void)k; (void)p;
+    (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)Cin; (void)M;
+    (void)k; (void)p;
     return -1;
 #endif
 }
 
 #ifdef __AVX2__
-/* one image's contribution to dWt (k*k, Mp) and db (Mp): for each kernel row ky,
- * k accumulators per channel vector stay in registers over all output pixels. */
-CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, const float *dy, float *dw, float *db,
-                               int Ho, int Wo, int M, int k, int nv)
+/* one image's contribution to dWt (k*k*Cin, Mp) and db (Mp): for each kernel row ky
+ * and input channel, k accumulators per channel vector stay in registers over all
+ * output pixels. */
+CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, int Cin, const float *dy, float *dw,
+                               float *db, int Ho, int Wo, int M, int k, int nv)
 {
     const int Mp = nv * 8;
+    const size_t prow = (size_t)Wp * Cin;
     const __m256i m0 = lanes_below(M), m1 = lanes_below(M - 8);
     const float *end = dy + (size_t)Ho * Wo * M;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    for (int ky = 0; ky < k; ky++) {
-        __m256 a0[7], a1[7];
-        for (int kx = 0; kx < k; kx++) { a0[kx] = _mm256_setzero_ps(); a1[kx] = _mm256_setzero_ps(); }
-        for (int y = 0; y < Ho; y++) {
-            const float *r = xp + (size_t)(y + ky) * Wp;
-            const float *g = dy + (size_t)y * Wo * M;
-            for (int x = 0; x < Wo; x++) {
-                __m256 g0, g1;
-                const float *gx = g + (size_t)x * M;
-                load_px(gx, &g0, &g1, M, m0, m1, end - gx < Mp);
-                if (ky == 0) {
-                    s0 = _mm256_add_ps(s0, g0);
-                    if (nv > 1) s1 = _mm256_add_ps(s1, g1);
-                }
-                for (int kx = 0; kx < k; kx++) {
-                    const __m256 s = _mm256_broadcast_ss(r + x + kx);
-                    a0[kx] = _mm256_fmadd_ps(s, g0, a0[kx]);
-                    if (nv > 1) a1[kx] = _mm256_fmadd_ps(s, g1, a1[kx]);
+    for (int ky = 0; ky < k; ky++)
+        for (int ci = 0; ci < Cin; ci++) {
+            __m256 a0[7], a1[7];
+            for (int kx = 0; kx < k; kx++) {
+                a0[kx] = _mm256_setzero_ps();
+                a1[kx] = _mm256_setzero_ps();
+            }
+            const int sums = ky == 0 && ci == 0;  /* the bias gradient, once */
+            for (int y = 0; y < Ho; y++) {
+                const float *r = xp + (size_t)(y + ky) * prow + ci;
+                const float *g = dy + (size_t)y * Wo * M;
+                for (int x = 0; x < Wo; x++) {
+                    __m256 g0, g1;
+                    const float *gx = g + (size_t)x * M;
+                    load_px(gx, &g0, &g1, M, m0, m1, end - gx < Mp);
+                    if (sums) {
+                        s0 = _mm256_add_ps(s0, g0);
+                        if (nv > 1) s1 = _mm256_add_ps(s1, g1);
+                    }
+                    for (int kx = 0; kx < k; kx++) {
+                        const __m256 s = _mm256_broadcast_ss(r + (size_t)(x + kx) * Cin);
+                        a0[kx] = _mm256_fmadd_ps(s, g0, a0[kx]);
+                        if (nv > 1) a1[kx] = _mm256_fmadd_ps(s, g1, a1[kx]);
+                    }
                 }
             }
+            for (int kx = 0; kx < k; kx++) {
+                float *w = dw + ((size_t)(ky * k + kx) * Cin + ci) * Mp;
+                _mm256_storeu_ps(w, _mm256_add_ps(_mm256_loadu_ps(w), a0[kx]));
+                if (nv > 1)
+                    _mm256_storeu_ps(w + 8, _mm256_add_ps(_mm256_loadu_ps(w + 8), a1[kx]));
+            }
         }
-        for (int kx = 0; kx < k; kx++) {
-            float *w = dw + (size_t)(ky * k + kx) * Mp;
-            _mm256_storeu_ps(w, _mm256_add_ps(_mm256_loadu_ps(w), a0[kx]));
-            if (nv > 1) _mm256_storeu_ps(w + 8, _mm256_add_ps(_mm256_loadu_ps(w + 8), a1[kx]));
-        }
-    }
     _mm256_storeu_ps(db, _mm256_add_ps(_mm256_loadu_ps(db), s0));
     if (nv > 1) _mm256_storeu_ps(db + 8, _mm256_add_ps(_mm256_loadu_ps(db + 8), s1));
 }
 #endif
 
-/* dWt (k*k, Mp) and db (Mp), overwritten: the weight and bias gradients of
- * cnnlab_conv1ch_fwd for the output gradient dY (NHWC). Returns 0 or -1. */
-int cnnlab_conv1ch_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B,
-                         int H, int W, int M, int k, int p)
+/* dWt (k*k*Cin, Mp) and db (Mp), overwritten: the weight and bias gradients of
+ * cnnlab_conv_fwd for the output gradient dY (NHWC). Returns 0 or -1. */
+int cnnlab_conv_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B,
+                      int H, int W, int Cin, int M, int k, int p)
 {
 #ifdef __AVX2__
     const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nv = (M + 7) / 8, Mp = nv * 8;
-    if (M < 1 || nv > 2 || k < 1 || k > 7 || p < 0 || Ho < 1 || Wo < 1) return -1;
-    memset(dWt, 0, sizeof(float) * (size_t)k * k * Mp);
+    const size_t nw = (size_t)k * k * Cin * Mp;
+    if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
+    memset(dWt, 0, sizeof(float) * nw);
     memset(db, 0, sizeof(float) * (size_t)Mp);
     #pragma omp parallel
     {
-        float *xp = (float *)malloc(sizeof(float) * ((size_t)Hp * Wp + (size_t)(k * k + 1) * Mp));
-        float *dw = xp + (size_t)Hp * Wp, *dbl = dw + (size_t)k * k * Mp;
-        memset(dw, 0, sizeof(float) * (size_t)(k * k + 1) * Mp);
+        float *xp = (float *)malloc(sizeof(float) * ((size_t)Hp * Wp * Cin + nw + (size_t)Mp));
+        float *dw = xp + (size_t)Hp * Wp * Cin, *dbl = dw + nw;
+        memset(dw, 0, sizeof(float) * (nw + (size_t)Mp));
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
-            pad_image(X + b * (int64_t)H * W, xp, H, W, p);
+            pad_image(X + b * (int64_t)H * W * Cin, xp, H, W, Cin, p);
             const float *dy = dY + b * (int64_t)Ho * Wo * M;
-#define CNNLAB_WG(K, NV) wgrad_image(xp, Wp, dy, dw, dbl, Ho, Wo, M, K, NV)
+#define CNNLAB_WG(K, NV) wgrad_image(xp, Wp, Cin, dy, dw, dbl, Ho, Wo, M, K, NV)
             CNNLAB_DISPATCH(CNNLAB_WG);
 #undef CNNLAB_WG
         }
         #pragma omp critical
         {
-            for (int i = 0; i < k * k * Mp; i++) dWt[i] += dw[i];
+            for (size_t i = 0; i < nw; i++) dWt[i] += dw[i];
             for (int i = 0; i < Mp; i++) db[i] += dbl[i];
         }
         free(xp);
     }
     return 0;
 #else
-    (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)M; (void)k; (void)p;
+    (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)Cin; (void)M;
+    (void)k; (void)p;
     return -1;
 #endif
 }
