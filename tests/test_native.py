@@ -23,6 +23,7 @@ needs_native = pytest.mark.skipif(not native.available(),
 def fresh_native(monkeypatch, tmp_path):
     """A native module that has not tried to load yet, caching into tmp_path."""
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("CNNLAB_NATIVE", raising=False)
     monkeypatch.setattr(native, "_tried", False)
     monkeypatch.setattr(native, "_lib", None)
     monkeypatch.setattr(native, "_why", native._why)
