@@ -370,7 +370,7 @@ CNNLAB_INLINE void conv_image(const float *xp, int Wp, int Cin, const float *Wt,
 }
 #endif
 
-static int conv_sizes_ok(int Cin, int M, int k, int p, int Ho, int Wo)
+static inline int conv_sizes_ok(int Cin, int M, int k, int p, int Ho, int Wo)
 {
     return Cin >= 1 && Cin <= 16 && M >= 1 && M <= 16 && k >= 1 && k <= 7 && p >= 0
            && Ho >= 1 && Wo >= 1;
