@@ -101,6 +101,19 @@ def run_cnnlab(size: int, batches: int, device: str, threads: int) -> dict:
             "cpu_s": cpu}
 
 
+def write_floor(size: int, batches: int, threads: int) -> float:
+    """Seconds to allocate and fill `batches` float32 outputs of one batch: the memory
+    traffic any loader that returns them pays, whatever it computes (best of 3)."""
+    torch.set_num_threads(threads)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(batches):
+            torch.empty(128, 1, size, size).fill_(0.5)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in
                   Path("/proc/cpuinfo").read_text().splitlines()
@@ -160,6 +173,7 @@ def main() -> None:
                 ref_runs.append(run_d2l(size, batches))
                 time.sleep(2)
         ours = [median_run([r[i] for r in ours_runs]) for i in range(len(threads))]
+        ours[0]["floor_s"] = write_floor(size, batches, threads[0])
         ref = median_run(ref_runs) if ref_runs else None
         rows.append((size, ref, ours))
         line = f"resize {size}: " + ", ".join(
@@ -203,8 +217,9 @@ def write_results(out: Path, rows, batches: int, args, threads: tuple[int, int],
         f"| resize | d2l pass (s) | cnnlab pass, {threads[0]} thr (s) | speed-up "
         f"| cnnlab pass, {threads[1]} thr (s) | speed-up | d2l CPU (s) "
         f"| cnnlab CPU, {threads[1]} thr (s) | CPU ratio | d2l first batch (s) "
-        "| d2l setup (s) | cnnlab setup (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| d2l setup (s) | cnnlab setup (s) "
+        f"| write floor, {threads[0]} thr (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, ref, ours in rows:
         lines.append(
@@ -212,13 +227,18 @@ def write_results(out: Path, rows, batches: int, args, threads: tuple[int, int],
             f"**{ref['pass_s'] / ours[0]['pass_s']:.1f}x** | {ours[1]['pass_s']:.3f} | "
             f"**{ref['pass_s'] / ours[1]['pass_s']:.1f}x** | {ref['cpu_s']:.2f} | "
             f"{ours[1]['cpu_s']:.3f} | {ref['cpu_s'] / ours[1]['cpu_s']:.1f}x | "
-            f"{ref['first_s']:.2f} | {ref['setup_s']:.2f} | {ours[0]['setup_s']:.2f} |")
+            f"{ref['first_s']:.2f} | {ref['setup_s']:.2f} | {ours[0]['setup_s']:.2f} | "
+            f"{ours[0]['floor_s']:.3f} |")
     lines += [
         "",
         "Speed-up = d2l pass / cnnlab pass (wall clock, same run). CPU = processor seconds "
         "of the pass (d2l: main process plus its reaped workers; cnnlab: this process), a "
         "figure less sensitive to what else runs on the machine: under heavy load d2l's 5 "
         "processes get a larger share of the cores than cnnlab's one.",
+        "",
+        "Write floor = allocating and filling the float32 batches of one pass "
+        "(`torch.empty(128, 1, H, W).fill_`), best of 3: the memory traffic of returning "
+        "them at all, whatever the loader computes.",
         "",
         "Each d2l DataLoader worker runs 1 torch thread; the 1-thread cnnlab column is "
         "the like-for-like one, the 2-thread column what `cnnlab train` uses.",

@@ -6,13 +6,18 @@ initial weights and timed in interleaved rounds in one process so that the noisy
 shared machine affects them alike:
 
 * ``eager``: ``cnnlab.models.create_model("lenet")`` as is (NCHW, oneDNN);
-* ``channels_last``: the same in NHWC memory format;
-* ``cnnlab``: after ``cnnlab.accel.accelerate`` (what ``cnnlab train lenet`` runs on CPU).
+* ``channels_last``: the same with NHWC weights and input;
+* ``channels_last weights``: NHWC weights, NCHW input;
+* ``cnnlab kernels``: the first session's ``cnnlab.accel.kernels`` (no native code);
+* ``channels_last weights + native`` / ``cnnlab kernels + native``: what
+  ``cnnlab.accel.accelerate`` (so ``cnnlab train lenet`` on CPU) gives on 2+ threads /
+  on one, with the ``cnnlab.native`` kernels.
 
 Also times evaluation (forward without autograd, 128 images). Wall ms and CPU ms
 (process time: excludes time taken by other processes, counts every thread) are
 both reported; ratios are against ``eager``. ``--profile`` adds torch.profiler's top
-operators of one step of ``eager`` and ``cnnlab``. Appends to benchmarks/results/lenet.md.
+operators of one step of ``eager`` and the two NHWC-weight variants. Appends to
+benchmarks/results/lenet.md.
 
     python benchmarks/lenet_step.py                  # 2 threads, 7 rounds
     python benchmarks/lenet_step.py --threads 1 --profile

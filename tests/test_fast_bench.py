@@ -29,6 +29,19 @@ def test_lenet_step_quick(capsys):
     assert (results.read_text() if results.exists() else None) == before
 
 
+def test_conv_pieces_quick(capsys):
+    from cnnlab import native
+
+    if not native.available():
+        pytest.skip(f"no native kernels here: {native.status()}")
+    bench = _load("conv_pieces")
+    before = bench.RESULTS.read_text() if bench.RESULTS.exists() else None
+    assert bench.main(["--quick", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| conv1 | forward + weight gradient |" in out and "| conv2 | input gradient |" in out
+    assert (bench.RESULTS.read_text() if bench.RESULTS.exists() else None) == before
+
+
 @pytest.mark.slow
 def test_time_to_accuracy_quick(capsys):
     bench = _load("time_to_accuracy")

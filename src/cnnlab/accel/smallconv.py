@@ -6,12 +6,12 @@ gradient were the largest single pieces of a LeNet step. The C kernels of
 :mod:`cnnlab.native` keep each output pixel's channels in one or two AVX
 vectors, compute four pixels at a time, run parallel over the batch and work in
 NHWC memory (``torch.channels_last``), which is also the layout they return. What
-runs where was measured per piece (batch 128, 2 threads, LeNet's 6 -> 16 layer):
-oneDNN's NHWC forward (1.1 ms) beat ours (1.35 ms) once there are several input
-channels, and its transposed convolution (3.3 ms) ours as the input gradient
-(4.4 ms: 6 output channels fill 6 of 8 lanes); our weight gradient took 1.0 ms
-against ~1.8 ms inside oneDNN's backward. Same values as ``F.conv2d`` to float
-rounding (tested, all gradients too).
+runs where was measured per piece (``benchmarks/conv_pieces.py``, batch 128, 2
+threads): on one input channel ours is faster for the forward and far faster for the
+weight gradient; on LeNet's 6 -> 16 layer the forwards are on par (1.1-1.5 ms each),
+oneDNN's transposed convolution beats ours as the input gradient (3.3 vs 4.4 ms: 6
+output channels fill 6 of 8 lanes), and our weight gradient is the faster one. Same
+values as ``F.conv2d`` to float rounding (tested, all gradients too).
 
 Example:
     >>> import torch

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 
@@ -126,8 +127,8 @@ def resize_uint8(X: torch.Tensor, size: tuple[int, int], scale: float = 1 / 255,
     xs, wx = interpolation_band(w, W)
     out = torch.empty(*X.shape[:2], H, W, dtype=torch.float32)
     n = X.shape[0] * X.shape[1]
-    f32, i32 = native.ctypes.c_float, native.ctypes.c_int32
-    lib.cnnlab_resample_u8(native.ptr(src, native.ctypes.c_uint8), native.ptr(out, f32), n,
+    f32, i32 = ctypes.c_float, ctypes.c_int32
+    lib.cnnlab_resample_u8(native.ptr(src, ctypes.c_uint8), native.ptr(out, f32), n,
                            h, w, H, W, native.ptr(ys, i32), native.ptr(wy, f32), wy.shape[1],
                            native.ptr(xs, i32), native.ptr(wx, f32), wx.shape[1],
                            float(scale), float(shift))

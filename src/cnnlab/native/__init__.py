@@ -50,14 +50,14 @@ _SIGNATURES = {
                             _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float], None),
     "cnnlab_sigmoid_avgpool_fwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                                     ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
+    "cnnlab_sigmoid_avgpool_bwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
+                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
     "cnnlab_conv_fwd": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                          ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
                         ctypes.c_int),
     "cnnlab_conv_wgrad": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
                           ctypes.c_int),
-    "cnnlab_sigmoid_avgpool_bwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
-                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
 }
 
 
@@ -122,7 +122,8 @@ def load() -> ctypes.CDLL | None:
             _why = f"native kernels are built on Linux only (this is {platform.system()})"
             return None
         digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-        target = _cache_dir() / f"cnnlab_native-{digest}-{_cpu_id()}.so"
+        cpu = _cpu_id()
+        target = _cache_dir() / f"cnnlab_native-{digest}-{cpu}.so"
         try:
             if not target.exists():
                 cc = _compiler()
@@ -130,7 +131,7 @@ def load() -> ctypes.CDLL | None:
                     _why = "no C compiler found (install gcc, or set CC)"
                     return None
                 _build(cc, target)
-                for old in target.parent.glob(f"cnnlab_native-*-{_cpu_id()}.so"):
+                for old in target.parent.glob(f"cnnlab_native-*-{cpu}.so"):
                     if old != target:  # builds of earlier versions of kernels.c
                         old.unlink(missing_ok=True)
             lib = ctypes.CDLL(str(target))

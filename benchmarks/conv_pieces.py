@@ -1,0 +1,122 @@
+"""Milliseconds per piece of LeNet's two convolutions: oneDNN against cnnlab.native.
+
+The figures behind cnnlab.accel.smallconv's choice of which pieces run native:
+batch 128, the book's layers (conv1: 1 -> 6, 5x5, padding 2, 28x28; conv2: 6 -> 16,
+5x5, 14x14), NHWC weights as `accelerate()` gives them on 2+ threads (conv1's input
+is the NCHW image batch, conv2's NHWC). oneDNN's gradients are timed through autograd,
+as training runs them. Medians of 5 x 30 calls, both sides in one process. Appends to
+benchmarks/results/lenet.md.
+
+    python benchmarks/conv_pieces.py             # 2 threads
+    python benchmarks/conv_pieces.py --quick     # smoke run, writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "lenet.md"
+CL = torch.channels_last
+LAYERS = {"conv1": (1, 6, 28, 2), "conv2": (6, 16, 14, 0)}  # C, M, side, padding; 5x5
+
+
+def median_ms(fn, rounds: int, calls: int) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t) * 1e3 / calls)
+    return statistics.median(times)
+
+
+def layer_pieces(lib, name: str, batch: int) -> dict:
+    """piece -> (oneDNN callable, native callable or None) for one layer."""
+    from cnnlab import native
+    from cnnlab.accel.smallconv import _run_fwd
+
+    C, M, side, p = LAYERS[name]
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(batch, C, side, side, generator=g)
+    if C > 1:
+        X = X.contiguous(memory_format=CL)
+    # .to(), as Module.to does: for one input channel .contiguous() gives strides that
+    # oneDNN reads as NCHW, and a 3x slower weight gradient
+    W = torch.randn(M, C, 5, 5, generator=g).to(memory_format=CL)
+    Wr = W.clone().requires_grad_()
+    Xr = X.clone().requires_grad_()
+    o = side + 2 * p - 4
+    dY = torch.randn(batch, M, o, o, generator=g).contiguous(memory_format=CL)
+    Mp = 8 if M <= 8 else 16
+    dWt, db = torch.empty(25 * C, Mp), torch.empty(Mp)
+    f32 = ctypes.c_float
+
+    def native_fwd_wgrad():
+        _run_fwd(lib, X, W, None, p)
+        lib.cnnlab_conv_wgrad(native.ptr(X, f32), native.ptr(dY, f32), native.ptr(dWt, f32),
+                              native.ptr(db, f32), batch, side, side, C, M, 5, p)
+
+    out = {
+        "forward": (lambda: F.conv2d(X, W, padding=p), lambda: _run_fwd(lib, X, W, None, p)),
+        "forward + weight gradient": (
+            lambda: torch.autograd.grad(F.conv2d(X, Wr, padding=p), [Wr], dY), native_fwd_wgrad),
+    }
+    if C > 1:
+        Wf = W.flip(2, 3).transpose(0, 1)
+        out["input gradient"] = (lambda: F.conv_transpose2d(dY, W, padding=p),
+                                 lambda: _run_fwd(lib, dY, Wf, None, 4 - p))
+        out["forward + both gradients"] = (
+            lambda: torch.autograd.grad(F.conv2d(Xr, Wr, padding=p), [Xr, Wr], dY), None)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cnnlab import native
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    lib = native.load()
+    if lib is None:
+        raise SystemExit(f"the native kernels are needed: {native.status()}")
+    torch.set_num_threads(args.threads)
+    rounds, calls, batch = (1, 2, 8) if args.quick else (5, 30, 128)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cmd = "python benchmarks/conv_pieces.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [f"## LeNet convolution pieces, {now:%Y-%m-%d %H:%M} UTC", "",
+             f"- command: `{cmd.rstrip()}`",
+             f"- torch {torch.__version__}, {args.threads} threads, batch {batch}; "
+             f"load average before: {load}",
+             f"- medians of {rounds} x {calls} calls; '-': no native version of that piece",
+             "", "| layer | piece | oneDNN ms | cnnlab.native ms |", "|---|---|---|---|"]
+    for name in LAYERS:
+        for piece, (ref, ours) in layer_pieces(lib, name, batch).items():
+            ours_ms = f"{median_ms(ours, rounds, calls):.2f}" if ours else "-"
+            lines.append(f"| {name} | {piece} | {median_ms(ref, rounds, calls):.2f} "
+                         f"| {ours_ms} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.quick:
+        from _results import append_results  # sibling module; scripts run from benchmarks/
+
+        append_results(RESULTS, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
