@@ -1,5 +1,8 @@
 """Milliseconds per piece of LeNet's two convolutions: oneDNN against cnnlab.native.
 
+Native pieces: the forward (one input channel; with more, NativeConv2d runs oneDNN's),
+the weight gradient, and the input gradient (cnnlab_conv_dgrad, a scatter).
+
 The figures behind cnnlab.accel.smallconv's choice of which pieces run native:
 batch 128, the book's layers (conv1: 1 -> 6, 5x5, padding 2, 28x28; conv2: 6 -> 16,
 5x5, 14x14), NHWC weights as `accelerate()` gives them on 2+ threads (conv1's input
@@ -46,7 +49,7 @@ def median_ms(fn, rounds: int, calls: int) -> float:
 def layer_pieces(lib, name: str, batch: int) -> dict:
     """piece -> (oneDNN callable, native callable or None) for one layer."""
     from cnnlab import native
-    from cnnlab.accel.smallconv import _run_fwd
+    from cnnlab.accel.smallconv import _NativeConv, _run_dgrad, _run_fwd
 
     C, M, side, p = LAYERS[name]
     g = torch.Generator().manual_seed(0)
@@ -75,11 +78,12 @@ def layer_pieces(lib, name: str, batch: int) -> dict:
             lambda: torch.autograd.grad(F.conv2d(X, Wr, padding=p), [Wr], dY), native_fwd_wgrad),
     }
     if C > 1:
-        Wf = W.flip(2, 3).transpose(0, 1)
         out["input gradient"] = (lambda: F.conv_transpose2d(dY, W, padding=p),
-                                 lambda: _run_fwd(lib, dY, Wf, None, 4 - p))
+                                 lambda: _run_dgrad(lib, dY, W, X.shape, p))
+        # what a training step runs, through autograd: NativeConv2d's function
         out["forward + both gradients"] = (
-            lambda: torch.autograd.grad(F.conv2d(Xr, Wr, padding=p), [Xr, Wr], dY), None)
+            lambda: torch.autograd.grad(F.conv2d(Xr, Wr, padding=p), [Xr, Wr], dY),
+            lambda: torch.autograd.grad(_NativeConv.apply(Xr, Wr, None, p, lib), [Xr, Wr], dY))
     return out
 
 

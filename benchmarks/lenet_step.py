@@ -13,7 +13,9 @@ shared machine affects them alike:
   ``cnnlab.accel.accelerate`` (so ``cnnlab train lenet`` on CPU) gives on 2+ threads /
   on one, with the ``cnnlab.native`` kernels.
 
-Also times evaluation (forward without autograd, 128 images). Wall ms and CPU ms
+All variants run with the glibc malloc limits ``cnnlab train`` sets on CPU
+(``cnnlab.accel.keep_freed_memory``; ``--malloc-default`` leaves them). Also times
+evaluation (forward without autograd, 128 images). Wall ms and CPU ms
 (process time: excludes time taken by other processes, counts every thread) are
 both reported; ratios are against ``eager``. ``--profile`` adds torch.profiler's top
 operators of one step of ``eager`` and the two NHWC-weight variants. Appends to
@@ -130,7 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--profile", action="store_true", help="add torch.profiler top operators")
     p.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc's malloc limits as they are (default: set them as "
+                        "cnnlab train does, cnnlab.accel.keep_freed_memory, for every variant)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    kept = False
+    if not args.malloc_default:
+        from cnnlab.accel import keep_freed_memory
+
+        kept = keep_freed_memory()
     if args.quick:
         args.rounds, args.steps = 1, 2
     torch.set_num_threads(args.threads)
@@ -163,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
              f"- load average (1, 5, 15 min) before: {info['load']}; after: "
              + " ".join(f"{x:.2f}" for x in os.getloadavg()),
              f"- {args.rounds} interleaved rounds x {args.steps} steps per variant; medians; "
-             f"batch {args.batch_size}",
+             f"batch {args.batch_size}; glibc malloc limits "
+             + ("set as cnnlab train does (keep_freed_memory), for every variant" if kept
+                else "as they were"),
              "",
              "| variant | train wall ms/step | train CPU ms/step | speed-up (wall) "
              "| speed-up (CPU) | eval wall ms/batch |",

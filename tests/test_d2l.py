@@ -3,6 +3,7 @@ devices, Trainer fast path and the book's loop, no warnings)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import warnings
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab import d2l
+from cnnlab import d2l, native
 from cnnlab._d2l import data as d2l_data
 from cnnlab._d2l.models import quiet_lazy
 from cnnlab.errors import ConfigError
@@ -179,6 +180,37 @@ def test_fast_path_on_fashion_mnist_feeds_the_board(tmp_path, monkeypatch):
     assert [p.x for p in model.board.data["train_loss"]] == [0.25, 1.25]  # mean x of 2 batches
     assert model.trainer is trainer and trainer.epoch == 1 and trainer.train_batch_idx == 4
     assert model.board.xlim == [0, 2]
+
+
+def test_fast_path_trains_with_cnnlab_accel_and_gives_the_notebook_its_layers_back(
+        tmp_path, monkeypatch):
+    from cnnlab import accel
+    from cnnlab.data import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(d2l_data, "load_dataset", lambda name: load_dataset("synthetic"))
+    monkeypatch.setenv("CNNLAB_D2L_LIMIT_BATCHES", "2")
+    data = d2l.FashionMNIST(batch_size=32)
+    model = d2l.LeNet(lr=0.1)
+    model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
+    layers = list(model.net)
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    seen = []
+    real = accel.accelerated
+
+    def spy(m, device):
+        with real(m, device) as fast:
+            seen.extend(type(layer).__name__ for layer in fast.net)
+            yield fast
+
+    monkeypatch.setattr(accel, "accelerated", contextlib.contextmanager(spy))
+    d2l.Trainer(max_epochs=1).fit(model, data)
+    if native.available():  # trained with the fused and native layers
+        assert "SigmoidAvgPool2d" in seen and "NativeConv2d" in seen
+    assert list(model.net) == layers  # the very objects the notebook built
+    assert list(model.parameters()) == params and not all(
+        torch.equal(a, b) for a, b in zip(params, before))  # and they were trained
 
 
 def test_training_env_caps_must_be_positive(monkeypatch):

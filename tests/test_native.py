@@ -166,7 +166,7 @@ def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
     assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
     assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
     assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
-    assert isinstance(net.conv1, NativeConv2d) and not isinstance(net.conv2, NativeConv2d)
+    assert isinstance(net.conv1, NativeConv2d) and isinstance(net.conv2, NativeConv2d)
     assert list(net.state_dict()) == list(ref.state_dict())
     X = torch.rand(16, 1, 28, 28)
     y = torch.arange(16) % 10
@@ -219,3 +219,63 @@ def test_native_conv_input_gradient_of_one_channel_images():
     X2 = X.detach().requires_grad_()
     torch.nn.functional.conv2d(X2, conv.weight, conv.bias, padding=1).sum().backward()
     torch.testing.assert_close(X.grad, X2.grad)
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(128, 6, 16, 14, 14, 5, 0),   # LeNet's second layer
+                                   (3, 1, 6, 28, 28, 5, 2),      # LeNet's first
+                                   (2, 3, 5, 9, 7, 3, 1), (2, 2, 9, 6, 11, 4, 3)])
+def test_native_input_gradient_kernel_matches_pytorch(shape):
+    """The C scatter kernel itself (rc 0: not a fallback) against torch's conv2d_input."""
+    import ctypes
+
+    B, C, M, H, W, k, p = shape
+    lib = native.load()
+    torch.manual_seed(0)
+    X = torch.randn(B, C, H, W)
+    weight = torch.randn(M, C, k, k)
+    dY = torch.randn_like(torch.nn.functional.conv2d(X, weight, padding=p))
+    ref = torch.nn.grad.conv2d_input(X.shape, weight, dY, padding=p)
+    dY_nhwc = dY.contiguous(memory_format=torch.channels_last)
+    dX = torch.full_like(X, float("nan")).contiguous(memory_format=torch.channels_last)
+    f32 = ctypes.c_float
+    rc = lib.cnnlab_conv_dgrad(native.ptr(dY_nhwc, f32), native.ptr(weight, f32),
+                               native.ptr(dX, f32), B, H, W, C, M, k, p)
+    assert rc == 0
+    torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
+
+
+@needs_native
+def test_native_input_gradient_kernel_declines_what_it_cannot_do():
+    import ctypes
+
+    from cnnlab.accel.smallconv import native_dgrad_supported
+
+    lib = native.load()
+    f32 = ctypes.c_float
+    dY, weight, dX = torch.zeros(1, 4, 4, 16), torch.zeros(16, 16, 7, 7), torch.zeros(1, 4, 4, 16)
+    # a kernel row of 7 x 16 floats does not fit the kernel's 6 accumulators
+    assert lib.cnnlab_conv_dgrad(native.ptr(dY, f32), native.ptr(weight, f32),
+                                 native.ptr(dX, f32), 1, 4, 4, 16, 16, 7, 3) == -1
+    assert not native_dgrad_supported(torch.nn.Conv2d(16, 16, 7, padding=3))
+    assert native_dgrad_supported(torch.nn.Conv2d(6, 16, 5))
+    assert not native_dgrad_supported(torch.nn.Conv2d(6, 16, 1))  # a matrix product
+    assert not native_dgrad_supported(torch.nn.Conv2d(6, 16, 5, stride=2))
+
+
+@needs_native
+def test_native_conv_input_gradient_with_inf_is_pytorchs():
+    """inf in the output gradient: the kernel declines (rc 1) and the result, NaNs and
+    all, is PyTorch's, not NaN spread to neighbouring pixels."""
+    from cnnlab.accel.smallconv import NativeConv2d
+
+    torch.manual_seed(0)
+    conv = NativeConv2d(6, 16, 5)
+    X = torch.randn(4, 6, 14, 14, requires_grad=True)
+    G = torch.randn(4, 16, 10, 10)
+    G[1, 3, 4, 5] = float("inf")
+    conv(X).backward(G)
+    X2 = X.detach().requires_grad_()
+    torch.nn.functional.conv2d(X2, conv.weight, conv.bias).backward(G)
+    assert torch.isnan(X.grad).any() or torch.isinf(X.grad).any()
+    torch.testing.assert_close(X.grad, X2.grad, equal_nan=True)

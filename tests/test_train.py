@@ -174,3 +174,40 @@ def test_prebuilt_model_loss_and_optimizer_are_used():
     assert history[0]["lr"] == 0.3
     result = trainer.evaluate()
     assert sum(map(sum, result["confusion"])) == 64 and 0 <= result["acc"] <= 1
+
+
+def test_curves_are_redrawn_at_most_every_plot_interval_and_at_the_end(tmp_path, monkeypatch):
+    from cnnlab.train import runfiles
+
+    drawn = []
+    monkeypatch.setattr(runfiles.RunFiles, "plot",
+                        lambda self, h: (drawn.append(len(h)),
+                                         setattr(self, "_undrawn", None),
+                                         setattr(self, "_drawn_at", clock[0])))
+    clock = [0.0]
+    monkeypatch.setattr(runfiles.time, "monotonic", lambda: clock[0])
+    files = runfiles.RunFiles(tmp_path / "run", TrainConfig(epochs=4))
+    files.start([])
+    history = []
+    for epoch, t in enumerate([5.0, 20.0, 31.0, 40.0], start=1):  # seconds since the start
+        clock[0] = t
+        history.append({"epoch": epoch, "train_loss": 1.0 / epoch})
+        files.add_row(history[-1], history)
+    assert drawn == [3]  # 31 s after the start; epoch 4 came 9 s after that drawing
+    files.finish(None, [])
+    assert drawn == [3, 4]  # the end draws what is left
+    files.finish(None, [])
+    assert drawn == [3, 4]  # nothing left
+
+
+def test_an_interrupted_run_still_has_curves_of_its_finished_epochs(tmp_path):
+    out = tmp_path / "run"
+
+    class Stop:
+        def on_epoch_end(self, trainer, row):
+            if row["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(small(epochs=3, out_dir=str(out)), callbacks=[Stop()]).fit()
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

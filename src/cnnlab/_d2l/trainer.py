@@ -3,7 +3,9 @@ driven by :class:`cnnlab.train.Trainer`.
 
 The fast path (taken whenever the book's own steps would run): the user's model, its
 ``loss`` and ``configure_optimizers()`` go to cnnlab's loop over device-resident
-in-memory batches, with no host synchronisation per step; once per epoch a callback
+in-memory batches, with no host synchronisation per step, and on CPU with the book's
+layers swapped for :mod:`cnnlab.accel`'s kernels while it trains (the notebook's own
+layer objects are back afterwards); once per epoch a callback
 puts train_loss, val_loss and val_acc on ``model.board`` (the book draws two train
 points per epoch from per-batch values; here each epoch's mean is drawn at the mean x
 of its batches).
@@ -198,7 +200,13 @@ class Trainer(HyperParameters):
                               optimizer=self.optim,
                               callbacks=[_BoardFeed(self, model, with_acc)],
                               save=self.out_dir is not None, live_plot=False)
-        self.history = inner.fit()
+        # cnnlab.accel's CPU kernels for the book's layers (same parameters, so the
+        # optimizer built above still holds them) while training only: afterwards the
+        # notebook's own layer objects are back, e.g. for a layer-by-layer walk
+        from cnnlab.accel import accelerated
+
+        with accelerated(model, device):
+            self.history = inner.fit()
 
     def _fit_loop(self, model: Module, data: Any) -> None:
         self.prepare_data(data)

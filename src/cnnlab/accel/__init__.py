@@ -7,11 +7,14 @@ non-overlapping ``nn.AvgPool2d`` with :class:`FastAvgPool2d`. Both are subclasse
 of the torch modules with the same parameter objects, so ``state_dict`` keys,
 optimizers built before or after, checkpoints and printing are unchanged. On a
 non-CPU device, or for a model with nothing to swap, it is a no-op. With the
-native kernels of :mod:`cnnlab.native` built, one-input-channel convolutions become
+native kernels of :mod:`cnnlab.native` built, small convolutions (one input channel,
+or a kernel row the input-gradient kernel takes) become
 :class:`~cnnlab.accel.smallconv.NativeConv2d` and each ``Sigmoid`` + ``AvgPool2d``
 pair runs as one kernel (:mod:`cnnlab.accel.fused`); on two or more threads the
 other small convolutions keep oneDNN's kernels with NHWC weights. Measured gains
-(LeNet step on 2 threads, 25.3 -> 14.5 ms): benchmarks/results/lenet.md.
+(LeNet step on 2 threads, 21.1 -> 11.0 ms): benchmarks/results/lenet.md.
+:func:`accelerated` does the same for a ``with`` block and puts the original
+layer objects back afterwards (the d2l compat Trainer uses it).
 
 Example:
     >>> import torch
@@ -31,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -39,9 +44,10 @@ from torch import nn
 from cnnlab import native
 from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
 from cnnlab.accel.kernels import avg_pool2d_fast, conv2d_fast, conv_supported
-from cnnlab.accel.smallconv import NativeConv2d, native_conv_supported
+from cnnlab.accel.memory import keep_freed_memory
+from cnnlab.accel.smallconv import NativeConv2d, native_conv_supported, native_dgrad_supported
 
-__all__ = ["FastAvgPool2d", "FastConv2d", "accelerate"]
+__all__ = ["FastAvgPool2d", "FastConv2d", "accelerate", "accelerated", "keep_freed_memory"]
 
 # Where the custom kernels pay (measured on 2 EPYC cores, benchmarks/results/lenet.md):
 # few channels, where oneDNN's backward kernels are latency-bound. Wider layers keep
@@ -116,10 +122,10 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     would take gets NHWC weights instead, which made oneDNN pick its NHWC kernels
     and beat ours on 2 threads (LeNet: 19.4 vs 22.8 ms per step,
     benchmarks/results/lenet.md); ours win on one thread (30.4 vs 34.1 CPU ms).
-    ``use_native`` (when :mod:`cnnlab.native` builds): one-input-channel convolutions
-    run its kernels (:mod:`cnnlab.accel.smallconv`, whatever the threads or layout), and
-    a sigmoid followed by an average pool in a Sequential runs as one kernel
-    (:mod:`cnnlab.accel.fused`).
+    ``use_native`` (when :mod:`cnnlab.native` builds): small convolutions run its
+    kernels (:mod:`cnnlab.accel.smallconv`: forward for one input channel, weight and
+    input gradients; whatever the threads or layout), and a sigmoid followed by an
+    average pool in a Sequential runs as one kernel (:mod:`cnnlab.accel.fused`).
     """
     device = getattr(config_or_device, "device", config_or_device)
     if device == "auto" or device is None:
@@ -145,15 +151,46 @@ def accelerate(model: nn.Module, config_or_device: Any = "cpu",
     return model
 
 
-def _swap_native_convs(model: nn.Module) -> None:
-    """One-input-channel convolutions become :class:`NativeConv2d` (same parameters).
+@contextlib.contextmanager
+def accelerated(model: nn.Module, config_or_device: Any = "cpu",
+                threads: int | None = None) -> Iterator[nn.Module]:
+    """:func:`accelerate` for the length of a ``with`` block: afterwards every swapped
+    layer is the user's own module object again (holding the trained parameters, which
+    the swapped-in layers shared), so code that walks the layers sees what it built.
+    Weights may keep the NHWC memory format accelerate gave them (same values).
 
-    Only those: for LeNet's 6 -> 16 layer the native weight gradient saved ~0.2 of
-    6.5 ms per call (benchmarks/results/lenet.md), within the noise of a whole step.
+    Example:
+        >>> import torch
+        >>> from cnnlab.models import create_model
+        >>> net = create_model("lenet")
+        >>> before = [type(m) for m in net.modules()]
+        >>> with accelerated(net, "cpu") as fast:
+        ...     loss = fast(torch.rand(2, 1, 28, 28)).sum()
+        >>> [type(m) for m in net.modules()] == before
+        True
+    """
+    children = [(parent, name, child) for parent in model.modules()
+                for name, child in parent.named_children()]
+    accelerate(model, config_or_device, threads)
+    try:
+        yield model
+    finally:
+        for parent, name, child in children:
+            setattr(parent, name, child)
+
+
+def _swap_native_convs(model: nn.Module) -> None:
+    """Convolutions the native kernels take become :class:`NativeConv2d` (same parameters).
+
+    Those with one input channel (native forward and weight gradient) and, with more,
+    those whose input gradient the native scatter kernel takes (LeNet's 6 -> 16 layer:
+    1.5 vs 3.2 ms for oneDNN's transposed convolution, batch 128, 2 threads;
+    ``benchmarks/conv_pieces.py``). 1x1 convolutions stay: they are matrix products.
     """
     for parent in list(model.modules()):
         for name, m in list(parent.named_children()):
-            if type(m) is nn.Conv2d and m.in_channels == 1 and native_conv_supported(m):
+            if (type(m) is nn.Conv2d and native_conv_supported(m)
+                    and (m.in_channels == 1 or native_dgrad_supported(m))):
                 new = NativeConv2d(m.in_channels, m.out_channels, m.kernel_size,
                                    padding=m.padding, bias=m.bias is not None, device="meta")
                 new.weight, new.bias = m.weight, m.bias

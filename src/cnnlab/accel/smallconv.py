@@ -9,9 +9,11 @@ NHWC memory (``torch.channels_last``), which is also the layout they return. Wha
 runs where was measured per piece (``benchmarks/conv_pieces.py``, batch 128, 2
 threads): on one input channel ours is faster for the forward and far faster for the
 weight gradient; on LeNet's 6 -> 16 layer the forwards are on par (1.1-1.5 ms each),
-oneDNN's transposed convolution beats ours as the input gradient (3.3 vs 4.4 ms: 6
-output channels fill 6 of 8 lanes), and our weight gradient is the faster one. Same
-values as ``F.conv2d`` to float rounding (tested, all gradients too).
+and our weight gradient and input gradient are the faster ones (the input gradient
+is a scatter of each output pixel's gradient into the input rows it read: 1.5 ms
+against 3.2 ms for oneDNN's transposed convolution, which multiplies the zero border
+of the padded output gradient too). Same values as ``F.conv2d`` to float rounding
+(tested, all gradients too).
 
 Example:
     >>> import torch
@@ -32,10 +34,11 @@ from torch import nn
 
 from cnnlab import native
 
-__all__ = ["NativeConv2d", "native_conv_supported"]
+__all__ = ["NativeConv2d", "native_conv_supported", "native_dgrad_supported"]
 
 MAX_CHANNELS = 16  # in and out: one or two 8-float vectors per pixel
 MAX_KERNEL = 7
+MAX_DGRAD_VECTORS = 6  # cnnlab_conv_dgrad's accumulators: a kernel row's span, in 8-float vectors
 
 
 def native_conv_supported(m: nn.Module) -> bool:
@@ -47,6 +50,15 @@ def native_conv_supported(m: nn.Module) -> bool:
             and m.groups == 1 and m.stride == (1, 1) and m.dilation == (1, 1)
             and m.padding_mode == "zeros" and not isinstance(p, str) and p[0] == p[1]
             and k[0] == k[1] <= MAX_KERNEL)
+
+
+def native_dgrad_supported(m: nn.Module) -> bool:
+    """Whether the native input-gradient kernel takes ``m`` (a k > 1 convolution whose
+    kernel row spans at most MAX_DGRAD_VECTORS vectors: k * in_channels <= 41)."""
+    if not native_conv_supported(m):
+        return False
+    k, p = m.kernel_size[0], m.padding[0]
+    return k > 1 and p < k and (7 + k * m.in_channels + 7) // 8 <= MAX_DGRAD_VECTORS
 
 
 def _taps(weight: torch.Tensor) -> torch.Tensor:
@@ -79,9 +91,25 @@ def _run_fwd(lib, X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return Y
 
 
+def _run_dgrad(lib, dY: torch.Tensor, weight: torch.Tensor, shape: torch.Size,
+               padding: int) -> torch.Tensor:
+    """The input gradient (NHWC) of a convolution with output gradient dY (NHWC)."""
+    B, C, H, W = shape
+    M, _, k, _ = weight.shape
+    dX = torch.empty(B, C, H, W, memory_format=torch.channels_last)
+    Wc = weight.detach().contiguous()  # (M, C, k, k); kept alive while C reads it
+    f32 = ctypes.c_float
+    rc = lib.cnnlab_conv_dgrad(native.ptr(dY, f32), native.ptr(Wc, f32), native.ptr(dX, f32),
+                               B, H, W, C, M, k, padding)
+    if rc != 0:  # sizes the kernel does not take, no AVX2, or inf/NaN in dY
+        dX = F.conv_transpose2d(dY, weight.detach(), padding=padding)
+    return dX
+
+
 class _NativeConv(torch.autograd.Function):
     """Forward: native for one input channel, else oneDNN (in NHWC it is the faster);
-    input gradient: oneDNN's transposed convolution; weight/bias gradient: native."""
+    input gradient: the native scatter kernel (oneDNN's transposed convolution where it
+    does not apply); weight/bias gradient: native."""
 
     @staticmethod
     def forward(ctx, X, weight, bias, padding, lib):
@@ -101,8 +129,8 @@ class _NativeConv(torch.autograd.Function):
         M, _, k, _ = weight.shape
         dY = dY.contiguous(memory_format=torch.channels_last)
         dX = dW = db = None
-        if ctx.needs_input_grad[0]:  # the transposed convolution of the output gradient
-            dX = F.conv_transpose2d(dY, weight.detach(), padding=padding)
+        if ctx.needs_input_grad[0]:
+            dX = _run_dgrad(lib, dY, weight, X.shape, padding)
         if ctx.needs_input_grad[1] or (has_bias and ctx.needs_input_grad[2]):
             Mp = 8 if M <= 8 else 16
             dWt = torch.empty(k * k * C, Mp)

@@ -1,12 +1,14 @@
-"""The optional native kernels: ``kernels.c``, compiled once per machine, loaded with ctypes.
+"""The optional native kernels: ``kernels.c`` and ``conv.c``, compiled once per machine
+into one library, loaded with ctypes.
 
 Why C: some hot loops of cnnlab are memory-bound passes that PyTorch can only
 express as several full passes over a large tensor (the uint8 -> float resize of a
 whole batch writes 25 MB at 224x224; as two matrix products it costs 4x the time of
-writing the output once). The C file has no PyTorch headers, so it builds in about
-a second with the system's C compiler (``cc``; Debian: ``apt-get install gcc``)
+writing the output once); the small convolutions of LeNet-sized layers run far
+below the CPU's rate in oneDNN. The C files have no PyTorch headers, so they build
+in about a second with the system's C compiler (``cc``; Debian: ``apt-get install gcc``)
 into the user cache (``~/.cache/cnnlab/native``, or ``$CNNLAB_CACHE``), named by
-the source's hash and the machine, and written atomically.
+the sources' hash and the machine, and written atomically.
 
 Everything that uses it has a pure-PyTorch fallback with the same results (tested),
 taken when no compiler is found, the build fails, or ``CNNLAB_NATIVE=0``.
@@ -34,15 +36,15 @@ import torch
 
 __all__ = ["load", "available", "status", "ptr"]
 
-SOURCE = Path(__file__).with_name("kernels.c")
+SOURCES = (Path(__file__).with_name("kernels.c"), Path(__file__).with_name("conv.c"))
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
 _why = "not loaded yet"
 
-_i32p = ctypes.POINTER(ctypes.c_int32)
-_f32p = ctypes.POINTER(ctypes.c_float)
-_u8p = ctypes.POINTER(ctypes.c_uint8)
+# Pointer arguments are declared void* and passed as plain addresses (ptr()): a
+# ctypes.cast per argument cost ~5 us, ~0.15 ms of a LeNet step's 27 pointers.
+_i32p = _f32p = _u8p = ctypes.c_void_p
 _SIGNATURES = {
     "cnnlab_native_version": ([], ctypes.c_int),
     "cnnlab_resample_u8": ([_u8p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
@@ -58,6 +60,8 @@ _SIGNATURES = {
     "cnnlab_conv_wgrad": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
                           ctypes.c_int),
+    "cnnlab_conv_dgrad": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
+                           ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
 }
 
 
@@ -75,7 +79,7 @@ def _compiler() -> str | None:
 
 
 def _build(cc: str, target: Path) -> None:
-    """Compile SOURCE into ``target`` (temp file in the same folder, then rename)."""
+    """Compile SOURCES into ``target`` (temp file in the same folder, then rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
@@ -83,7 +87,7 @@ def _build(cc: str, target: Path) -> None:
     # cache name carries the CPU's identity); -fopenmp links libgomp, which resolves
     # to the copy torch has already loaded.
     cmd = [cc, "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC",
-           "-std=c99", str(SOURCE), "-o", tmp]
+           "-std=c99", *map(str, SOURCES), "-o", tmp]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
@@ -121,7 +125,7 @@ def load() -> ctypes.CDLL | None:
         if platform.system() != "Linux":
             _why = f"native kernels are built on Linux only (this is {platform.system()})"
             return None
-        digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(b"".join(s.read_bytes() for s in SOURCES)).hexdigest()[:16]
         cpu = _cpu_id()
         target = _cache_dir() / f"cnnlab_native-{digest}-{cpu}.so"
         try:
@@ -132,7 +136,7 @@ def load() -> ctypes.CDLL | None:
                     return None
                 _build(cc, target)
                 for old in target.parent.glob(f"cnnlab_native-*-{cpu}.so"):
-                    if old != target:  # builds of earlier versions of kernels.c
+                    if old != target:  # builds of earlier sources
                         old.unlink(missing_ok=True)
             lib = ctypes.CDLL(str(target))
             for name, (args, res) in _SIGNATURES.items():
@@ -156,6 +160,14 @@ def status() -> str:
     return _why
 
 
-def ptr(t: torch.Tensor, ctype) -> ctypes._Pointer:
-    """A ctypes pointer to the first element of a contiguous CPU tensor."""
-    return ctypes.cast(t.data_ptr(), ctypes.POINTER(ctype))
+_DTYPES = {ctypes.c_float: torch.float32, ctypes.c_int32: torch.int32,
+           ctypes.c_uint8: torch.uint8}
+
+
+def ptr(t: torch.Tensor, ctype) -> int:
+    """The address of the first element of a contiguous CPU tensor of C type ``ctype``
+    (``ctypes.c_float``, ``c_int32`` or ``c_uint8``), for the library's void* arguments.
+    The caller keeps ``t`` alive for the call."""
+    if t.dtype is not _DTYPES[ctype]:
+        raise TypeError(f"a {ctype.__name__} buffer was expected, got a {t.dtype} tensor")
+    return t.data_ptr()

@@ -123,6 +123,10 @@ class Trainer:
 
     def _build(self) -> None:
         cfg = self.config
+        if self.device.type == "cpu":
+            from cnnlab.accel import keep_freed_memory
+
+            keep_freed_memory()  # no page faults on each step's fresh activations
         if self.data is None:
             from cnnlab.data import DataModule
 
@@ -139,9 +143,9 @@ class Trainer:
                                       input_size=int(self.data.image_size[0]),
                                       **(cfg.extra or {}))
             if self.device.type == "cpu" and not cfg.compile:
-                # Added by the performance work (issue 7): swap small-channel convs and
-                # 2x2 avg-pools for the fast CPU kernels of cnnlab.accel.kernels. Same Parameter
-                # objects and state_dict keys; a no-op for models it cannot help.
+                # Added by the performance work (issue 7): swap small-channel convs,
+                # sigmoid + avg-pool pairs and 2x2 avg-pools for cnnlab.accel's CPU kernels.
+                # Same Parameter objects and state_dict keys; a no-op for models it cannot help.
                 from cnnlab.accel import accelerate
 
                 accelerate(self.model, cfg)  # cfg: device and channels_last decide
@@ -295,6 +299,8 @@ class Trainer:
         finally:
             if getattr(self, "_active_bar", None) is not None:
                 self._active_bar.close()  # no half bar left above an error message
+            if self.files is not None:
+                self.files.draw_pending()  # curves.png of every finished epoch, even if stopped
             self.dist.stop()
             torch.set_num_threads(old_threads)
             torch.use_deterministic_algorithms(old_det)
