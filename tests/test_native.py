@@ -279,3 +279,40 @@ def test_native_conv_input_gradient_with_inf_is_pytorchs():
     torch.nn.functional.conv2d(X2, conv.weight, conv.bias).backward(G)
     assert torch.isnan(X.grad).any() or torch.isinf(X.grad).any()
     torch.testing.assert_close(X.grad, X2.grad, equal_nan=True)
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accelerate_keeps_every_registered_models_function(threads):
+    """Each registered model that accelerate() changes: same outputs and gradients."""
+    import copy
+
+    from cnnlab.accel import accelerate
+    from cnnlab.models import create_model, get_model_info, list_models
+
+    changed = []
+    for name in list_models():
+        if name == "vgg11":  # 129 M parameters at 224 px; vgg11-narrow has its layers
+            continue
+        torch.manual_seed(0)
+        ref = create_model(name)
+        net = accelerate(copy.deepcopy(ref), "cpu", threads=threads)
+        if [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]:
+            continue
+        changed.append(name)
+        side = get_model_info(name).input_size
+        X = torch.rand(2, 1, side, side)
+        y = torch.arange(2)
+        outs = []
+        for m in (net, ref):  # the same dropout masks: the swapped layers draw no random numbers
+            torch.manual_seed(1)
+            outs.append(m(X))
+            torch.nn.functional.cross_entropy(outs[-1], y).backward()
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5, msg=name)
+        # relative to the model's largest gradient: a conv bias before BatchNorm has a
+        # gradient of zero in exact arithmetic, i.e. pure rounding noise in both
+        scale = max(float(q.grad.abs().max()) for q in ref.parameters())
+        for (pname, p), q in zip(net.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad / scale, q.grad / scale, rtol=1e-3, atol=1e-4,
+                                       msg=f"{name} {pname}")
+    assert {"lenet", "lenet-bn", "lenet-modern", "fastnet"} <= set(changed)
