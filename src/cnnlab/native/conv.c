@@ -387,11 +387,13 @@ int cnnlab_conv_dgrad(const float *dY, const float *Wc, float *dX, int64_t B, in
         for (int64_t b = 0; b < B; b++) {
             const float *dy = dY + b * (int64_t)Ho * Wo * M;
             if (gx == NULL) {
+                #pragma omp atomic write
                 failed = 1;
                 continue;
             }
             if (!all_finite(dy, (size_t)Ho * Wo * M)) {
-                finite = 0;  /* every writer stores the same value */
+                #pragma omp atomic write
+                finite = 0;
                 continue;
             }
             memset(gx, 0, sizeof(float) * (size_t)Hp * stride);
