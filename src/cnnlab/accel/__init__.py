@@ -171,9 +171,8 @@ def accelerated(model: nn.Module, config_or_device: Any = "cpu",
     """
     children = [(parent, name, child) for parent in model.modules()
                 for name, child in parent.named_children()]
-    accelerate(model, config_or_device, threads)
     try:
-        yield model
+        yield accelerate(model, config_or_device, threads)
     finally:
         for parent, name, child in children:
             setattr(parent, name, child)
