@@ -1,7 +1,9 @@
-"""Milliseconds per piece of LeNet's two convolutions: oneDNN against cnnlab.native.
+"""Milliseconds per piece of LeNet (convolutions, sigmoid + pools): PyTorch vs cnnlab.native.
 
 Native pieces: the forward (one input channel; with more, NativeConv2d runs oneDNN's),
-the weight gradient, and the input gradient (cnnlab_conv_dgrad, a scatter).
+the weight gradient, the input gradient (cnnlab_conv_dgrad, a scatter), and the fused
+sigmoid + 2x2 average pool (cnnlab.accel.fused) against torch.sigmoid + F.avg_pool2d.
+A last line gives the reference rate of this machine: a 1024 x 1024 sgemm (torch.mm).
 
 The figures behind cnnlab.accel.smallconv's choice of which pieces run native:
 batch 128, the book's layers (conv1: 1 -> 6, 5x5, padding 2, 28x28; conv2: 6 -> 16,
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "lenet.md"
 CL = torch.channels_last
 LAYERS = {"conv1": (1, 6, 28, 2), "conv2": (6, 16, 14, 0)}  # C, M, side, padding; 5x5
+POOLS = {"pool1": (6, 28), "pool2": (16, 10)}  # channels, side of the pre-activation
 
 
 def median_ms(fn, rounds: int, calls: int) -> float:
@@ -49,7 +52,7 @@ def median_ms(fn, rounds: int, calls: int) -> float:
 def layer_pieces(lib, name: str, batch: int) -> dict:
     """piece -> (oneDNN callable, native callable or None) for one layer."""
     from cnnlab import native
-    from cnnlab.accel.smallconv import _NativeConv, _run_dgrad, _run_fwd
+    from cnnlab.accel.smallconv import _lanes, _NativeConv, _run_dgrad, _run_fwd
 
     C, M, side, p = LAYERS[name]
     g = torch.Generator().manual_seed(0)
@@ -63,8 +66,7 @@ def layer_pieces(lib, name: str, batch: int) -> dict:
     Xr = X.clone().requires_grad_()
     o = side + 2 * p - 4
     dY = torch.randn(batch, M, o, o, generator=g).contiguous(memory_format=CL)
-    Mp = 8 if M <= 8 else 16
-    dWt, db = torch.empty(25 * C, Mp), torch.empty(Mp)
+    dWt, db = torch.empty(25 * C, _lanes(M)), torch.empty(_lanes(M))
     f32 = ctypes.c_float
 
     def native_fwd_wgrad():
@@ -87,6 +89,31 @@ def layer_pieces(lib, name: str, batch: int) -> dict:
     return out
 
 
+def pool_pieces(name: str, batch: int) -> dict:
+    """piece -> (PyTorch callable, native callable) for one sigmoid + 2x2 average pool."""
+    from cnnlab.accel.fused import sigmoid_avg_pool2d
+
+    C, side = POOLS[name]
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(batch, C, side, side, generator=g).contiguous(memory_format=CL)
+    Zr = Z.clone().requires_grad_()
+    dP = torch.randn(batch, C, side // 2, side // 2, generator=g).contiguous(memory_format=CL)
+    return {
+        "sigmoid + avg-pool forward": (lambda: F.avg_pool2d(torch.sigmoid(Z), 2),
+                                       lambda: sigmoid_avg_pool2d(Z, 2)),
+        "sigmoid + avg-pool forward + backward": (
+            lambda: torch.autograd.grad(F.avg_pool2d(torch.sigmoid(Zr), 2), [Zr], dP),
+            lambda: torch.autograd.grad(sigmoid_avg_pool2d(Zr, 2), [Zr], dP)),
+    }
+
+
+def sgemm_gflops(rounds: int, calls: int, n: int = 1024) -> float:
+    """GFLOP/s of torch.mm on two n x n float32 matrices: this machine's reference rate."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.empty(n, n)
+    return 2 * n**3 / (median_ms(lambda: torch.mm(a, b, out=c), rounds, calls) * 1e6)
+
+
 def main(argv: list[str] | None = None) -> int:
     from cnnlab import native
 
@@ -102,17 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     now = datetime.datetime.now(datetime.timezone.utc)
     cmd = "python benchmarks/conv_pieces.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    lines = [f"## LeNet convolution pieces, {now:%Y-%m-%d %H:%M} UTC", "",
+    lines = [f"## LeNet pieces (convolutions, sigmoid + pools), {now:%Y-%m-%d %H:%M} UTC", "",
              f"- command: `{cmd.rstrip()}`",
              f"- torch {torch.__version__}, {args.threads} threads, batch {batch}; "
              f"load average before: {load}",
              f"- medians of {rounds} x {calls} calls; '-': no native version of that piece",
-             "", "| layer | piece | oneDNN ms | cnnlab.native ms |", "|---|---|---|---|"]
-    for name in LAYERS:
-        for piece, (ref, ours) in layer_pieces(lib, name, batch).items():
+             "", "| layer | piece | PyTorch (oneDNN) ms | cnnlab.native ms |",
+             "|---|---|---|---|"]
+    pieces = [(name, layer_pieces(lib, name, batch)) for name in LAYERS]
+    pieces += [(name, pool_pieces(name, batch)) for name in POOLS]
+    for name, table in pieces:
+        for piece, (ref, ours) in table.items():
             ours_ms = f"{median_ms(ours, rounds, calls):.2f}" if ours else "-"
             lines.append(f"| {name} | {piece} | {median_ms(ref, rounds, calls):.2f} "
                          f"| {ours_ms} |")
+    lines += ["", f"Reference rate: torch.mm of two 1024 x 1024 float32 matrices, "
+              f"{args.threads} threads: {sgemm_gflops(rounds, 5 if args.quick else 20):.1f} "
+              "GFLOP/s."]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:

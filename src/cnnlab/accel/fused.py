@@ -109,8 +109,9 @@ def sigmoid_avg_pool2d(Z: torch.Tensor, kernel_size: int = 2) -> torch.Tensor:
 class SigmoidInNextPool(nn.Sigmoid):
     """A ``nn.Sigmoid`` whose work the following :class:`SigmoidAvgPool2d` does: identity.
 
-    Put there by :func:`cnnlab.accel.accelerate` for training only; a forward hook on
-    it sees the pre-activation. Checkpoints are unaffected (no parameters).
+    Put there by :func:`cnnlab.accel.accelerate` (the Trainer's CPU runs, training and
+    evaluation); a forward hook on it sees the pre-activation. Checkpoints are
+    unaffected (no parameters).
     """
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:

@@ -61,10 +61,15 @@ def native_dgrad_supported(m: nn.Module) -> bool:
     return k > 1 and p < k and (7 + k * m.in_channels + 7) // 8 <= MAX_DGRAD_VECTORS
 
 
+def _lanes(M: int) -> int:
+    """Mp: M output channels padded to the kernels' one or two 8-float vectors."""
+    return 8 if M <= 8 else 16
+
+
 def _taps(weight: torch.Tensor) -> torch.Tensor:
     """(M, C, k, k) -> the kernels' (k*k*C, Mp) float32 table, zero columns after M."""
     M, C, k, _ = weight.shape
-    Mp = 8 if M <= 8 else 16
+    Mp = _lanes(M)
     out = weight.new_zeros(k * k * C, Mp, dtype=torch.float32)
     out[:, :M] = weight.detach().permute(2, 3, 1, 0).reshape(k * k * C, M)
     return out
@@ -75,8 +80,7 @@ def _run_fwd(lib, X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """NHWC conv of X (B, C, H, W in channels_last memory) by weight (M, C, k, k)."""
     B, C, H, W = X.shape
     M, _, k, _ = weight.shape
-    Mp = 8 if M <= 8 else 16
-    b = weight.new_zeros(Mp, dtype=torch.float32)
+    b = weight.new_zeros(_lanes(M), dtype=torch.float32)
     if bias is not None:
         b[:M] = bias.detach()
     Wt = _taps(weight)
@@ -132,9 +136,8 @@ class _NativeConv(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             dX = _run_dgrad(lib, dY, weight, X.shape, padding)
         if ctx.needs_input_grad[1] or (has_bias and ctx.needs_input_grad[2]):
-            Mp = 8 if M <= 8 else 16
-            dWt = torch.empty(k * k * C, Mp)
-            dbp = torch.empty(Mp)
+            dWt = torch.empty(k * k * C, _lanes(M))
+            dbp = torch.empty(_lanes(M))
             f32 = ctypes.c_float
             rc = lib.cnnlab_conv_wgrad(native.ptr(X, f32), native.ptr(dY, f32),
                                        native.ptr(dWt, f32), native.ptr(dbp, f32),
