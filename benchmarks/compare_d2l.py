@@ -125,12 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(wall time), val acc {c['acc']:.4f} vs {d['acc']:.4f} "
                   f"({'>=' if c['acc'] >= d['acc'] else '<'} d2l).**"]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.quick:
-        from _results import append_results  # sibling module; scripts run from benchmarks/
+    from _results import finish  # sibling module; scripts run from benchmarks/
 
-        append_results(RESULTS, text)
-    return 0
+    return finish(RESULTS, text, args.quick)
 
 
 if __name__ == "__main__":

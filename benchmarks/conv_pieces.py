@@ -1,13 +1,14 @@
 """Milliseconds per piece of LeNet (convolutions, sigmoid + pools): PyTorch vs cnnlab.native.
 
-Native pieces: the forward (one input channel; with more, NativeConv2d runs oneDNN's),
-the weight gradient, the input gradient (cnnlab_conv_dgrad, a scatter), and the fused
-sigmoid + 2x2 average pool (cnnlab.accel.fused) against torch.sigmoid + F.avg_pool2d.
+Native pieces, each called through its custom op (cnnlab.native.ops, so the boundary's
+cost is in the figure): the forward (one input channel; with more, the op runs oneDNN's),
+the weight gradient, the input gradient (a scatter), and the fused sigmoid + 2x2 average
+pool (cnnlab.accel.fused) against torch.sigmoid + F.avg_pool2d.
 A last line gives the reference rate of this machine: a 1024 x 1024 sgemm (torch.mm).
 
 The figures behind cnnlab.accel.smallconv's choice of which pieces run native:
 batch 128, the book's layers (conv1: 1 -> 6, 5x5, padding 2, 28x28; conv2: 6 -> 16,
-5x5, 14x14), NHWC weights as `accelerate()` gives them on 2+ threads (conv1's input
+5x5, 14x14), NHWC weights as `accelerated()` gives them (conv1's input
 is the NCHW image batch, conv2's NHWC). oneDNN's gradients are timed through autograd,
 as training runs them. Medians of 5 x 30 calls, both sides in one process. Appends to
 benchmarks/results/lenet.md.
@@ -19,7 +20,6 @@ benchmarks/results/lenet.md.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import os
 import statistics
@@ -49,10 +49,9 @@ def median_ms(fn, rounds: int, calls: int) -> float:
     return statistics.median(times)
 
 
-def layer_pieces(lib, name: str, batch: int) -> dict:
+def layer_pieces(name: str, batch: int) -> dict:
     """piece -> (oneDNN callable, native callable or None) for one layer."""
-    from cnnlab import native
-    from cnnlab.accel.smallconv import _lanes, _NativeConv, _run_dgrad, _run_fwd
+    from cnnlab.native import ops
 
     C, M, side, p = LAYERS[name]
     g = torch.Generator().manual_seed(0)
@@ -66,26 +65,23 @@ def layer_pieces(lib, name: str, batch: int) -> dict:
     Xr = X.clone().requires_grad_()
     o = side + 2 * p - 4
     dY = torch.randn(batch, M, o, o, generator=g).contiguous(memory_format=CL)
-    dWt, db = torch.empty(25 * C, _lanes(M)), torch.empty(_lanes(M))
-    f32 = ctypes.c_float
 
     def native_fwd_wgrad():
-        _run_fwd(lib, X, W, None, p)
-        lib.cnnlab_conv_wgrad(native.ptr(X, f32), native.ptr(dY, f32), native.ptr(dWt, f32),
-                              native.ptr(db, f32), batch, side, side, C, M, 5, p)
+        ops.conv2d_small(X, W, None, p)
+        ops.conv2d_small_weight_grad(X, dY, 5, p)
 
     out = {
-        "forward": (lambda: F.conv2d(X, W, padding=p), lambda: _run_fwd(lib, X, W, None, p)),
+        "forward": (lambda: F.conv2d(X, W, padding=p), lambda: ops.conv2d_small(X, W, None, p)),
         "forward + weight gradient": (
             lambda: torch.autograd.grad(F.conv2d(X, Wr, padding=p), [Wr], dY), native_fwd_wgrad),
     }
     if C > 1:
         out["input gradient"] = (lambda: F.conv_transpose2d(dY, W, padding=p),
-                                 lambda: _run_dgrad(lib, dY, W, X.shape, p))
-        # what a training step runs, through autograd: NativeConv2d's function
+                                 lambda: ops.conv2d_small_input_grad(dY, W, side, side, p))
+        # what a training step runs, through autograd: NativeConv2d's op
         out["forward + both gradients"] = (
             lambda: torch.autograd.grad(F.conv2d(Xr, Wr, padding=p), [Xr, Wr], dY),
-            lambda: torch.autograd.grad(_NativeConv.apply(Xr, Wr, None, p, lib), [Xr, Wr], dY))
+            lambda: torch.autograd.grad(ops.conv2d_small(Xr, Wr, None, p), [Xr, Wr], dY))
     return out
 
 
@@ -121,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    lib = native.load()
-    if lib is None:
+    if not native.available():
         raise SystemExit(f"the native kernels are needed: {native.status()}")
     torch.set_num_threads(args.threads)
     rounds, calls, batch = (1, 2, 8) if args.quick else (5, 30, 128)
@@ -136,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
              f"- medians of {rounds} x {calls} calls; '-': no native version of that piece",
              "", "| layer | piece | PyTorch (oneDNN) ms | cnnlab.native ms |",
              "|---|---|---|---|"]
-    pieces = [(name, layer_pieces(lib, name, batch)) for name in LAYERS]
+    pieces = [(name, layer_pieces(name, batch)) for name in LAYERS]
     pieces += [(name, pool_pieces(name, batch)) for name in POOLS]
     for name, table in pieces:
         for piece, (ref, ours) in table.items():
@@ -147,12 +142,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.threads} threads: {sgemm_gflops(rounds, 5 if args.quick else 20):.1f} "
               "GFLOP/s."]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.quick:
-        from _results import append_results  # sibling module; scripts run from benchmarks/
+    from _results import finish  # sibling module; scripts run from benchmarks/
 
-        append_results(RESULTS, text)
-    return 0
+    return finish(RESULTS, text, args.quick)
 
 
 if __name__ == "__main__":

@@ -141,8 +141,9 @@ def main() -> None:
         ratio = mean["d2l 1.0.3"] / mean["cnnlab.d2l"]
         lines += ["", f"Mean wall time d2l 1.0.3 / cnnlab.d2l = {ratio:.2f} "
                   f"(> 1: cnnlab.d2l faster), same session."]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    from _results import write_results  # sibling module; scripts run from benchmarks/
+
+    write_results(Path(args.out), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

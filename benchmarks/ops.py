@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        from _results import write_results  # sibling module; scripts run from benchmarks/
+
+        write_results(args.out, text)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -33,14 +32,9 @@ EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*val_acc ([0-9.]+)")
 
 
 def machine() -> dict:
-    """nproc, CPU model, torch version and the load average now (the machine is shared)."""
-    import torch
+    from _results import machine_info  # sibling module; scripts run from benchmarks/
 
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "load": load}
+    return machine_info()
 
 
 def run_recipe(recipe: str, extra: list[str], timeout: float) -> dict:
@@ -135,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                    info, load_after)
     print(text)
     if not (args.quick or args.no_write):
-        from _results import append_results  # sibling module; scripts run from benchmarks/
+        from _results import write_results  # sibling module; scripts run from benchmarks/
 
-        append_results(RESULTS, text)
+        write_results(RESULTS, text)
     return 0
 
 

@@ -119,9 +119,9 @@ def test_dry_run_on_the_real_fashion_mnist(capsys):
 def test_predict_refuses_images_over_the_pixel_limit(trained, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    import cnnlab.train.predict as predict
+    import cnnlab.data.images as images
 
-    monkeypatch.setattr(predict, "MAX_PIXELS", 30 * 30)  # the guard, without a huge file
+    monkeypatch.setattr(images, "MAX_PIXELS", 30 * 30)  # the guard, without a huge file
     Image.new("L", (40, 40)).save(tmp_path / "big.png")
     assert main(["predict", str(trained / "best.pt"), str(tmp_path / "big.png")]) == 2
     assert "megapixels" in capsys.readouterr().err

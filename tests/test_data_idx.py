@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import struct
+import zlib
 from pathlib import Path
 from urllib.error import URLError
 
@@ -162,6 +163,86 @@ def test_label_out_of_range_and_swapped_files(tmp_path):
         read_image_label_pair(y, X)
 
 
+def _gz_stream(*parts: bytes, zeros_mib: int = 0) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [z.compress(p) for p in parts]
+    out += [z.compress(bytes(1 << 20)) for _ in range(zeros_mib)]
+    return b"".join(out) + z.flush()
+
+
+def _header(*shape: int, code: int = 0x08) -> bytes:
+    return struct.pack(f">BBBB{len(shape)}I", 0, 0, code, len(shape), *shape)
+
+
+# hostile IDX files: (id, file bytes, what the one-line error must say). Each must be
+# refused after reading at most what its header promises (plus a few kB), never by
+# decompressing everything first.
+HOSTILE = [
+    ("gzip-bomb-behind-a-small-header",  # 2 images declared, 300 MB of zeros follow
+     lambda: _gz_stream(_header(2, 28, 28) + bytes(2 * 784), zeros_mib=300), r"trailing bytes"),
+    ("header-declares-terabytes", lambda: _header(2**31, 2**10, 2**10) + bytes(100),
+     r"declares shape .* more than the 1 GiB"),
+    ("header-declares-terabytes-gz", lambda: gzip.compress(_header(2**31, 2**10, 2**10)),
+     r"declares shape .* more than the 1 GiB"),
+    ("255-dimensions", lambda: _header(*([2**32 - 1] * 255)), r"more than the 1 GiB"),
+    ("gz-too-small-for-its-header", lambda: gzip.compress(_header(60000, 100, 100) + bytes(10)),
+     r"more than a \d+-byte gzip file can hold"),
+    ("float-header-truncated", lambda: _header(10, 10, code=0x0E) + bytes(80), r"truncated"),
+    ("gzip-then-garbage", lambda: gzip.compress(_header(3) + bytes(3)) + b"garbage!",
+     r"corrupt or truncated gzip"),
+    ("gzip-cut-in-header", lambda: gzip.compress(_header(3, 28, 28) + bytes(3 * 784))[:14],
+     r"corrupt or truncated gzip|too short|truncated"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make, wanted", [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_idx_files_are_refused_early(tmp_path, make, wanted):
+    import resource
+    import time
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(make())
+    start, rss = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match=wanted) as e:
+        read_idx(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert time.monotonic() - start < 20
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) * 1024  # kB on Linux
+    assert grown < 100 * 2**20, f"{grown / 2**20:.0f} MiB to refuse it"
+
+
+def test_idx_special_files_are_refused(tmp_path):
+    fifo = tmp_path / "train-labels-idx1-ubyte"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="named pipe"):
+        read_idx(fifo)
+    with pytest.raises(DataError, match="character device"):
+        read_idx("/dev/zero")
+
+
+def test_a_named_folder_is_used_or_refused(tmp_path):
+    """--data-dir (root=) that is empty, lacks a file, holds a FIFO in a file's place or is
+    a file: refused, although a complete copy sits in the user cache."""
+    write_dataset(sources.user_cache_dir("mnist"))
+    assert len(datasets.load_mnist().train_labels) == 30  # the cache works
+    (tmp_path / "empty").mkdir()
+    partial = tmp_path / "partial"
+    write_dataset(partial)
+    (partial / "train-labels-idx1-ubyte.gz").unlink()
+    piped = tmp_path / "piped"
+    write_dataset(piped)
+    (piped / "t10k-images-idx3-ubyte.gz").unlink()
+    os.mkfifo(piped / "t10k-images-idx3-ubyte.gz")
+    (tmp_path / "file").write_text("x")
+    for root, wanted in [("empty", "is empty"), ("partial", "lacks train-labels"),
+                         ("piped", "lacks t10k-images"), ("file", "is not a folder"),
+                         ("nowhere", "does not exist")]:
+        with pytest.raises(DataNotFoundError, match=wanted):
+            datasets.load_mnist(root=tmp_path / root)
+    assert not sources.find_dataset_dir("mnist", tmp_path / "empty")
+
+
 # -------------------------------------------------------------- search path
 def test_root_found_with_forgiving_layouts(tmp_path):
     arrays = write_dataset(tmp_path / "d2l" / "FashionMNIST" / "raw", gz=False)
@@ -185,7 +266,10 @@ def test_search_order(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "env"))
     assert n_train(tmp_path / "root") == 11
-    assert n_train(tmp_path / "empty") == 12  # a root without the files falls through
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="is empty.*never swapped"):
+        n_train(tmp_path / "empty")  # a folder the user names is used or refused
+    assert n_train(None) == 12  # no folder named: $CNNLAB_DATA comes first
     monkeypatch.delenv("CNNLAB_DATA")
     assert n_train() == 13
     rows = sources.locate("mnist", root=tmp_path / "root")

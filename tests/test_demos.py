@@ -54,7 +54,16 @@ def test_maxpool_counterexample():
     v = run_demo("maxpool-not-linear").values
     assert (v["pool_sum"], v["sum_pools"]) == (1.0, 2.0)
     assert (v["pool_neg"], v["neg_pool"]) == (0.0, -1.0)
+    assert str(v["pool_neg"]) == "0.0"  # +0, not IEEE -0.0
     assert v["avgpool_vs_conv"] < 1e-6
+
+
+def test_no_report_prints_negative_zero():
+    import re
+
+    for name, _ in list_demos():
+        report = str(run_demo(name))
+        assert not re.search(r"(?<![\w.])-0(?:\.0*)?(?![\d.e])", report), (name, report)
 
 
 def test_conv1x1_matmul():

@@ -2,8 +2,9 @@
 
 tests/test_ops_properties.py already gradchecks ``ops.conv2d`` (grouped, strided,
 dilated, with bias) and ``ops.max_pool2d``/``avg_pool2d``; here are the rest: the
-book's reference loops, the layers, and the hand-written backward passes of
-``cnnlab.accel.kernels`` (the ones most likely to be wrong), in float64.
+book's reference loops and the layers, in float64. (The native ops' gradients are
+checked against PyTorch's in tests/test_native.py and with opcheck in
+tests/test_custom_ops.py; they are float32-only.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from torch.autograd import gradcheck as _gradcheck
 from torch.autograd import gradgradcheck
 
 from cnnlab import layers, ops
-from cnnlab.accel import kernels as fast
 from cnnlab.cli import main
 from cnnlab.errors import TrainingDiverged
 from cnnlab.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint
@@ -94,31 +94,6 @@ def test_gradcheck_layers(make):
         channels = getattr(module, "in_channels", 2)
         X = _rand(1, channels, 5, 5)
     assert _module_check(module, X)
-
-
-@pytest.mark.parametrize("padding", [0, 1, (2, 1)])
-@pytest.mark.parametrize("bias", [True, False])
-def test_gradcheck_fast_conv2d(padding, bias):
-    X, W = _rand(2, 2, 5, 4), _rand(3, 2, 3, 3, seed=1)
-    b = _rand(3, seed=2) if bias else None
-    args = (X, W, b) if bias else (X, W)
-    assert gradcheck(lambda X, W, b=None: fast.conv2d_fast(X, W, b, padding), args)
-
-
-def test_gradcheck_fast_conv2d_channel_major_input():
-    # the layout accelerate() produces between layers: (C, B, H, W) memory, B x C view
-    base = _rand(2, 3, 4, 4)
-    W = _rand(2, 2, 3, 3, seed=1)
-    assert gradcheck(lambda base, W: fast.conv2d_fast(base.transpose(0, 1), W, None, 1),
-                     (base, W))
-
-
-@pytest.mark.parametrize("shape, k", [((2, 3, 6, 6), 2), ((2, 3, 7, 5), 2), ((1, 2, 7, 9), 3)])
-def test_gradcheck_fast_avg_pool(shape, k):
-    X = _rand(*shape)
-    assert gradcheck(lambda X: fast.avg_pool2d_fast(X, k), (X,))
-    cm = _rand(shape[1], shape[0], *shape[2:], seed=1)  # channel-major input
-    assert gradcheck(lambda cm: fast.avg_pool2d_fast(cm.transpose(0, 1), k), (cm,))
 
 
 # ----------------------------------------------------------------------------- same seed

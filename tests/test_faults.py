@@ -319,9 +319,10 @@ def test_ctrl_c_stops_cleanly_and_resumes(runner, reference, tmp_path):
     check_finished(out, reference, "after ctrl-c")
 
 
-@pytest.mark.parametrize("what", ["full-disk", "read-only"])
+@pytest.mark.parametrize("what", ["full-disk", "read-only", "torch-full-disk", "torch-io-error"])
 def test_full_disk_or_read_only_folder_on_save(reference, tmp_path, capsys, monkeypatch, what):
-    # epoch 1 writes best.pt and last.pt; the next checkpoint write fails
+    # epoch 1 writes best.pt (one torch.save) and last.pt (a hard link to it: no second
+    # write, a second rename); the next checkpoint write fails
     out = tmp_path / "run"
     calls = {"n": 0}
     if what == "full-disk":  # the disk fills up while torch.save writes
@@ -329,11 +330,40 @@ def test_full_disk_or_read_only_folder_on_save(reference, tmp_path, capsys, monk
 
         def save(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] > 2:
+            if calls["n"] > 1:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_save(*args, **kwargs)
 
         monkeypatch.setattr(torch, "save", save)
+    elif what.startswith("torch-"):
+        # torch.save itself reports a failed write as a RuntimeError with its own words
+        # (what a real full disk gives, checked by hand on a 256 kB tmpfs), after having
+        # written part of the file; the disk is full (statvfs says so) or it is not (EIO)
+        real_save = torch.save
+        wanted = "No space left on device" if what == "torch-full-disk" else \
+            "Input/output error"
+
+        def save(obj, f, *args, **kwargs):
+            if (out / "last.pt").exists():  # every write after epoch 1's checkpoint fails
+                f.write(b"PK\x03\x04 half a checkpoint")
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . "
+                                   "PytorchStreamWriter failed writing file data/3: file "
+                                   "write failed")
+            return real_save(obj, f, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", save)
+        if what == "torch-full-disk":
+            import cnnlab.train.checkpoint as checkpoint
+
+            real_statvfs = os.statvfs
+
+            def full(path):
+                st = real_statvfs(path)
+                return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, 0, 0,
+                                          st.f_files, st.f_ffree, st.f_favail, st.f_flag,
+                                          st.f_namemax))
+
+            monkeypatch.setattr(checkpoint.os, "statvfs", full)
     else:  # the folder turned read-only: renaming the new checkpoint into place fails
         real_replace, wanted = os.replace, "Read-only file system"
 
@@ -355,3 +385,36 @@ def test_full_disk_or_read_only_folder_on_save(reference, tmp_path, capsys, monk
     assert not list(out.glob(".*.tmp"))
     assert main([*ARGS, "--out", str(out), "--resume", "auto"]) == 0
     check_finished(out, reference, f"after {what}")
+
+
+@pytest.mark.parametrize("argv, out", [
+    (["viz", "kernels", "{ckpt}", "--out", "{out}"], "k.png"),
+    (["data", "show", "--dataset", "synthetic", "--n", "4", "--out", "{out}"], "grid.png"),
+    (["eval", "{ckpt}", "--limit-batches", "1", "--out", "{out}"], "confusion.png"),
+], ids=["viz", "data-show", "eval"])
+def test_a_failed_picture_write_leaves_the_old_picture(reference, tmp_path, capsys, monkeypatch,
+                                                       argv, out):
+    # the disk fills up half-way through writing the PNG: the picture that was there stays
+    # whole, no temporary file is left, and the error is one line naming the problem
+    from matplotlib.figure import Figure
+
+    path = tmp_path / out
+    old = b"\x89PNG an earlier, good picture"
+    path.write_bytes(old)
+    real_savefig = Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    ckpt = str(reference["dir"] / "last.pt")
+    rc = main([a.format(ckpt=ckpt, out=path) for a in argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and "No space left on device" in err[0], err
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out]
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    assert main([a.format(ckpt=ckpt, out=path) for a in argv]) == 0  # and then it works
+    assert path.read_bytes().startswith(b"\x89PNG\r\n") and path.read_bytes() != old

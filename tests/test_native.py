@@ -40,7 +40,7 @@ def test_builds_into_the_cache_once(fresh_native, tmp_path):
     if fresh_native._compiler() is None:
         pytest.skip("no C compiler here")
     lib = fresh_native.load()
-    assert lib is not None and lib.cnnlab_native_version() >= 1
+    assert lib is not None and lib.cnnlab_native_version() >= 2
     built = list((tmp_path / "native").glob("cnnlab_native-*.so"))
     assert len(built) == 1 and not list((tmp_path / "native").glob("*.tmp*"))
     assert fresh_native.load() is lib  # loaded once per process
@@ -104,7 +104,7 @@ def test_datamodule_batches_equal_with_and_without_native(monkeypatch):
 def _in_layout(Z: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "nhwc":
         return Z.contiguous(memory_format=torch.channels_last)
-    if layout == "cnhw":  # the layout of cnnlab.accel.kernels' convolutions
+    if layout == "cnhw":  # neither: the op copies it to NCHW first
         return Z.transpose(0, 1).contiguous().transpose(0, 1)
     return Z.contiguous()
 
@@ -151,28 +151,28 @@ def test_sigmoid_avg_pool_without_native_is_pytorch(monkeypatch):
 
 
 @needs_native
-@pytest.mark.parametrize("threads", [1, 2])
-def test_accelerate_fuses_lenet_and_keeps_its_function(threads):
+def test_accelerated_fuses_lenet_and_keeps_its_function():
     import copy
 
-    from cnnlab.accel import accelerate
+    from cnnlab.accel import accelerated
     from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool
     from cnnlab.accel.smallconv import NativeConv2d
     from cnnlab.models import create_model
 
     torch.manual_seed(0)
     ref = create_model("lenet")
-    net = accelerate(copy.deepcopy(ref), "cpu", threads=threads)
-    assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
-    assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
-    assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
-    assert isinstance(net.conv1, NativeConv2d) and isinstance(net.conv2, NativeConv2d)
-    assert list(net.state_dict()) == list(ref.state_dict())
+    net = copy.deepcopy(ref)
     X = torch.rand(16, 1, 28, 28)
     y = torch.arange(16) % 10
-    torch.testing.assert_close(net(X), ref(X), rtol=1e-5, atol=1e-5)
-    for m in (net, ref):
-        torch.nn.functional.cross_entropy(m(X), y).backward()
+    with accelerated(net, "cpu"):
+        assert isinstance(net.act1, SigmoidInNextPool) and isinstance(net.pool1, SigmoidAvgPool2d)
+        assert isinstance(net.act2, SigmoidInNextPool) and isinstance(net.pool2, SigmoidAvgPool2d)
+        assert type(net.act3) is torch.nn.Sigmoid  # no pool after it
+        assert isinstance(net.conv1, NativeConv2d) and isinstance(net.conv2, NativeConv2d)
+        assert list(net.state_dict()) == list(ref.state_dict())
+        torch.testing.assert_close(net(X), ref(X), rtol=1e-5, atol=1e-5)
+        for m in (net, ref):
+            torch.nn.functional.cross_entropy(m(X), y).backward()
     for (name, p), q in zip(net.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
 
@@ -225,38 +225,37 @@ def test_native_conv_input_gradient_of_one_channel_images():
 @pytest.mark.parametrize("shape", [(128, 6, 16, 14, 14, 5, 0),   # LeNet's second layer
                                    (3, 1, 6, 28, 28, 5, 2),      # LeNet's first
                                    (2, 3, 5, 9, 7, 3, 1), (2, 2, 9, 6, 11, 4, 3)])
-def test_native_input_gradient_kernel_matches_pytorch(shape):
-    """The C scatter kernel itself (rc 0: not a fallback) against torch's conv2d_input."""
-    import ctypes
+def test_native_input_gradient_kernel_matches_pytorch(shape, monkeypatch):
+    """The C scatter kernel itself (PyTorch's transposed convolution, the op's fallback,
+    is made to fail) against torch's conv2d_input."""
+    from cnnlab.native import ops
 
     B, C, M, H, W, k, p = shape
-    lib = native.load()
     torch.manual_seed(0)
     X = torch.randn(B, C, H, W)
     weight = torch.randn(M, C, k, k)
     dY = torch.randn_like(torch.nn.functional.conv2d(X, weight, padding=p))
     ref = torch.nn.grad.conv2d_input(X.shape, weight, dY, padding=p)
-    dY_nhwc = dY.contiguous(memory_format=torch.channels_last)
-    dX = torch.full_like(X, float("nan")).contiguous(memory_format=torch.channels_last)
-    f32 = ctypes.c_float
-    rc = lib.cnnlab_conv_dgrad(native.ptr(dY_nhwc, f32), native.ptr(weight, f32),
-                               native.ptr(dX, f32), B, H, W, C, M, k, p)
-    assert rc == 0
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the native kernel declined")
+
+    monkeypatch.setattr(ops.F, "conv_transpose2d", no_fallback)
+    dX = ops.conv2d_small_input_grad(dY, weight, H, W, p)
+    assert dX.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
 
 
 @needs_native
 def test_native_input_gradient_kernel_declines_what_it_cannot_do():
-    import ctypes
-
     from cnnlab.accel.smallconv import native_dgrad_supported
+    from cnnlab.native import ops
 
-    lib = native.load()
-    f32 = ctypes.c_float
-    dY, weight, dX = torch.zeros(1, 4, 4, 16), torch.zeros(16, 16, 7, 7), torch.zeros(1, 4, 4, 16)
-    # a kernel row of 7 x 16 floats does not fit the kernel's 6 accumulators
-    assert lib.cnnlab_conv_dgrad(native.ptr(dY, f32), native.ptr(weight, f32),
-                                 native.ptr(dX, f32), 1, 4, 4, 16, 16, 7, 3) == -1
+    # a kernel row of 7 x 16 floats does not fit the kernel's 6 accumulators: PyTorch's
+    dY, weight = torch.randn(1, 16, 4, 4), torch.randn(16, 16, 7, 7)
+    dX = ops.conv2d_small_input_grad(dY, weight, 4, 4, 3)
+    ref = torch.nn.grad.conv2d_input((1, 16, 4, 4), weight, dY, padding=3)
+    torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
     assert not native_dgrad_supported(torch.nn.Conv2d(16, 16, 7, padding=3))
     assert native_dgrad_supported(torch.nn.Conv2d(6, 16, 5))
     assert not native_dgrad_supported(torch.nn.Conv2d(6, 16, 1))  # a matrix product
@@ -282,12 +281,11 @@ def test_native_conv_input_gradient_with_inf_is_pytorchs():
 
 
 @needs_native
-@pytest.mark.parametrize("threads", [1, 2])
-def test_accelerate_keeps_every_registered_models_function(threads):
-    """Each registered model that accelerate() changes: same outputs and gradients."""
+def test_accelerated_keeps_every_registered_models_function():
+    """Each registered model that accelerated() changes: same outputs and gradients."""
     import copy
 
-    from cnnlab.accel import accelerate
+    from cnnlab.accel import accelerated
     from cnnlab.models import create_model, get_model_info, list_models
 
     changed = []
@@ -296,18 +294,19 @@ def test_accelerate_keeps_every_registered_models_function(threads):
             continue
         torch.manual_seed(0)
         ref = create_model(name)
-        net = accelerate(copy.deepcopy(ref), "cpu", threads=threads)
-        if [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]:
-            continue
-        changed.append(name)
-        side = get_model_info(name).input_size
-        X = torch.rand(2, 1, side, side)
-        y = torch.arange(2)
-        outs = []
-        for m in (net, ref):  # the same dropout masks: the swapped layers draw no random numbers
-            torch.manual_seed(1)
-            outs.append(m(X))
-            torch.nn.functional.cross_entropy(outs[-1], y).backward()
+        net = copy.deepcopy(ref)
+        with accelerated(net, "cpu"):
+            if [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]:
+                continue
+            changed.append(name)
+            side = get_model_info(name).input_size
+            X = torch.rand(2, 1, side, side)
+            y = torch.arange(2)
+            outs = []
+            for m in (net, ref):  # the same dropout masks: swapped layers draw no random numbers
+                torch.manual_seed(1)
+                outs.append(m(X))
+                torch.nn.functional.cross_entropy(outs[-1], y).backward()
         torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5, msg=name)
         # relative to the model's largest gradient: a conv bias before BatchNorm has a
         # gradient of zero in exact arithmetic, i.e. pure rounding noise in both

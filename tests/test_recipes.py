@@ -77,14 +77,15 @@ def test_fastnet_models_train_one_step():
 
 def test_fastnet_options_and_accelerate_keep_state_dict():
     models = pytest.importorskip("cnnlab.models")
-    from cnnlab.accel import accelerate
+    from cnnlab.accel import accelerated
 
     net = models.create_model("fastnet", num_classes=5, in_channels=3, widths=(8, 16, 32),
                               residual=(0, 1))
     assert net(torch.zeros(2, 3, 28, 28)).shape == (2, 5)
     keys = list(net.state_dict())
-    accelerate(net, "cpu")
-    assert list(net.state_dict()) == keys
+    with accelerated(net, "cpu"):
+        assert list(net.state_dict()) == keys
+        assert net(torch.zeros(2, 3, 28, 28)).shape == (2, 5)
 
 
 def test_cli_recipe_flag_trains_fastnet(tmp_path):

@@ -141,6 +141,6 @@ def test_cli_summary(capsys):
     assert "[1, 128, 2, 2]" in capsys.readouterr().out
     assert main(["summary", "alexnet", "--input", "1,1,28,28"]) == 2
     err = capsys.readouterr().err
-    assert "at least 65x65, got 28x28; pass --resize 224" in err
+    assert "at least 65x65, got 28x28; use the book's 224x224" in err
     assert main(["summary", "lenet", "--input", "1,28,28"]) == 2
     assert "B,C,H,W" in capsys.readouterr().err

@@ -226,3 +226,99 @@ def test_a_checkpoint_cannot_choose_where_cnnlab_writes(good, tmp_path, monkeypa
     if field == "out_dir":  # the resumed run went on in its own folder, not elsewhere
         assert load_checkpoint(run / "last.pt")["epoch"] == 2
         assert load_checkpoint(run / "last.pt")["config"]["out_dir"] == str(run)
+
+
+# ------------------------------------------------------------- round two: what files say
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    """A 16-bit PNG holds 0..65535: read as 8 bits it must be v / 257, not min(v, 255)."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.images import load_image, open_image
+
+    ramp = np.rint(np.arange(32 * 32).reshape(32, 32) / 1023 * 65535)
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp.astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")  # really 16 bits on disk
+    got = np.asarray(open_image(path), dtype=np.float64)
+    assert np.abs(got - ramp / 257).max() <= 0.5 + 1e-9  # scaled, rounded
+    assert got.max() == 255 and got.min() == 0 and len(np.unique(got)) > 200
+    X = load_image(path, 1, (32, 32))  # the same pixels through the one loader
+    assert int(X.min()) == 0 and int(X.max()) == 255 and float(X.float().mean()) < 160
+    # a 32-bit integer image of 16-bit values, and a float image in [0, 1]
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "ramp32.tif")
+    Image.fromarray((ramp / 65535).astype(np.float32)).save(tmp_path / "rampf.tif")
+    for name in ("ramp32.tif", "rampf.tif"):
+        other = np.asarray(open_image(tmp_path / name), dtype=np.float64)
+        assert np.abs(other - ramp / 257).max() <= 1.0, name
+
+
+def test_class_names_from_a_checkpoint_cannot_reach_the_terminal(good, tmp_path, capsys):
+    run, state = good
+    evil = tmp_path / "evil" / "last.pt"
+    names = ["\x1b[2J\x1b]0;owned\x07shirt", "bag\r\nroot# ", "\u202etxt.exe"] + \
+        [f"c{i}" for i in range(7)]
+    from cnnlab.train import save_checkpoint
+
+    save_checkpoint({**state, "classes": names}, evil)
+    loaded = load_checkpoint(evil)
+    assert all(ch.isprintable() for c in loaded["classes"] for ch in c)
+    assert loaded["classes"][0].startswith("\\x1b[2J")  # shown escaped, still recognisable
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("L", (28, 28), 30).save(image)
+    assert main(["predict", str(evil), str(image), "--topk", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out
+
+
+def test_an_unreadable_checkpoint_is_not_called_damaged(good, tmp_path, capsys, monkeypatch):
+    run, _ = good
+    path = tmp_path / "locked.pt"
+    path.write_bytes((run / "last.pt").read_bytes())
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make the open fail as it would for a user
+        import errno
+
+        import cnnlab.guards as guards
+
+        real_open = os.open
+
+        def deny(p, *args, **kwargs):
+            if str(p) == str(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(p))
+            return real_open(p, *args, **kwargs)
+
+        monkeypatch.setattr(guards.os, "open", deny)
+    for argv in (["eval", str(path)], ["viz", "kernels", str(path), "--out",
+                                       str(tmp_path / "k.png")]):
+        assert main(argv) == 2
+        line = _one_line(capsys)
+        assert "permission denied" in line and "chmod" in line, line
+        assert "damaged" not in line and "retrain" not in line, line
+
+
+def test_special_files_are_refused_by_every_reader(tmp_path):
+    """FIFOs and devices: refused at once by each Python entry point that opens a path."""
+    import signal
+
+    from cnnlab.data import read_idx
+    from cnnlab.data.images import open_image
+    from cnnlab.errors import CnnlabError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    readers = [load_checkpoint, model_from_checkpoint, read_idx, open_image]
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("hung")))
+    try:
+        for read in readers:
+            for path in (fifo, Path("/dev/zero"), Path("/dev/null")):
+                signal.alarm(20)
+                with pytest.raises(CnnlabError, match="named pipe|character device"):
+                    read(path)
+                signal.alarm(0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)

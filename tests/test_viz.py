@@ -27,30 +27,38 @@ def checkpoint(tmp_path_factory):
     return out / "best.pt"
 
 
-def _png_size(path) -> tuple[int, int]:
+def _is_png(path) -> bool:
     with Image.open(path) as im:
-        assert im.format == "PNG"
-        im.load()
-        return im.size
+        im.load()  # decodes the whole file: a truncated write fails here
+        return im.format == "PNG"
 
 
-# (command, extra args, min width, min height); every picture must stay below 2500 px
 CASES = [
-    ("kernels", [], 300, 120),
-    ("features", ["--index", "3"], 500, 250),
-    ("activations", ["--num-images", "64", "--ood", "inverted"], 900, 500),
-    ("errors", ["--num-images", "200", "--top", "8"], 400, 250),
-    ("confusion", ["--num-images", "200"], 400, 400),
+    ("kernels", []),
+    ("features", ["--index", "3"]),
+    ("activations", ["--num-images", "64", "--ood", "inverted"]),
+    ("errors", ["--num-images", "200", "--top", "8"]),
+    ("confusion", ["--num-images", "200"]),
 ]
 
 
-@pytest.mark.parametrize("kind,extra,min_w,min_h", CASES)
-def test_cli_writes_png(checkpoint, tmp_path, capsys, kind, extra, min_w, min_h):
+@pytest.mark.parametrize("kind,extra", CASES)
+def test_cli_writes_png(checkpoint, tmp_path, capsys, kind, extra):
     out = tmp_path / f"{kind}.png"
     assert main(["viz", kind, str(checkpoint), "--out", str(out), *extra]) == 0
-    w, h = _png_size(out)
-    assert min_w <= w <= 2500 and min_h <= h <= 2500, (w, h)
+    assert _is_png(out)
     assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_cli_prints_the_numbers_the_python_api_returns(checkpoint, tmp_path, capsys):
+    from cnnlab.train import model_from_checkpoint
+
+    model, _, _ = model_from_checkpoint(checkpoint)
+    k = viz.kernels(model)
+    assert main(["viz", "kernels", str(checkpoint), "--out", str(tmp_path / "k.png")]) == 0
+    out = capsys.readouterr().out
+    assert f"{k.layer}: {tuple(k.weights.shape)}" in out
+    assert f"max {float(k.norms.max()):.3f}" in out
 
 
 def test_cli_features_from_image_file(checkpoint, tmp_path, capsys):
@@ -58,8 +66,33 @@ def test_cli_features_from_image_file(checkpoint, tmp_path, capsys):
     Image.new("RGB", (120, 90), "white").save(img)
     out = tmp_path / "f.png"
     assert main(["viz", "features", str(checkpoint), str(img), "--invert", "--out", str(out)]) == 0
-    assert _png_size(out)[0] > 300
+    assert _is_png(out)
     assert "act1: 6x28x28" in capsys.readouterr().out
+
+
+def test_features_figure_keeps_every_label_inside_the_picture():
+    # the prediction label once overhung the figure's left edge and was cut off
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 3))
+    classes = [f"a very long class name, number {i}" for i in range(3)]
+    f = viz.features(net, torch.rand(1, 8, 8), channels=2, classes=classes)
+    probs = torch.softmax(net.eval()(f.image.unsqueeze(0))[0].detach(), dim=0)
+    assert f.prediction == int(probs.argmax())
+    assert torch.allclose(f.probabilities, probs, atol=1e-6)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = f.figure
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays out the figure (constrained layout), no file written
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
+    label = f"prediction: {classes[f.prediction]} ({float(probs[f.prediction]):.0%})"
+    assert label in [t.get_text() for t in texts]
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        assert ext.x0 >= box.x0 - 1 and ext.x1 <= box.x1 + 1, (t.get_text(), ext, box)
+        assert ext.y0 >= box.y0 - 1 and ext.y1 <= box.y1 + 1, (t.get_text(), ext, box)
 
 
 def test_cli_bad_input(checkpoint, tmp_path, capsys):
@@ -80,10 +113,10 @@ def test_load_image_limits(tmp_path, monkeypatch):
     assert X.shape == (1, 28, 28) and X.dtype == torch.uint8 and int(X.max()) == 200
     assert int(viz.load_image(p, 1, (28, 28), invert=True).max()) == 55
     assert viz.load_image(p, 3, (32, 32)).shape == (3, 32, 32)
-    monkeypatch.setattr("cnnlab.viz._common.MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr("cnnlab.data.images.MAX_PIXELS", 1000)  # the one image loader's
     with pytest.raises(DataError, match="too large"):
         viz.load_image(p, 1, (28, 28))
-    with pytest.raises(DataError, match="no such image"):
+    with pytest.raises(FileNotFoundError, match="no such image"):
         viz.load_image(tmp_path / "nope.png")
 
 

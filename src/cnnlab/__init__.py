@@ -26,6 +26,8 @@ _LAZY = {
     "Trainer": ("cnnlab.train", "Trainer"),
     "TrainConfig": ("cnnlab.train", "TrainConfig"),
     "DataModule": ("cnnlab.data", "DataModule"),
+    # the interactive app; calling it imports Gradio (the optional extra cnnlab[explore])
+    "explore": ("cnnlab.explore", "explore"),
 }
 
 __all__ = ["__version__", *_LAZY]

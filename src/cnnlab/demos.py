@@ -47,7 +47,7 @@ def _check(condition: bool, claim: str) -> None:
 
 def _fmt(T: torch.Tensor, decimals: int = 2) -> str:
     rows = T.detach().to(torch.float64).round(decimals=decimals).tolist()
-    return "\n".join("    " + " ".join(f"{v:6g}" for v in row) for row in rows)
+    return "\n".join("    " + " ".join(f"{v + 0.0:6g}" for v in row) for row in rows)  # no -0
 
 
 DEMOS: dict[str, tuple[Callable[..., DemoResult], str]] = {}
@@ -234,7 +234,8 @@ def maxpool_not_linear() -> DemoResult:
     B = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
 
     def pool(X: torch.Tensor) -> float:
-        return float(ops.pool2d(X, (2, 2), mode="max")[0, 0])
+        # + 0.0: -A holds IEEE -0.0 entries, and max(-0.0, ...) = -0.0 would print "-0"
+        return float(ops.pool2d(X, (2, 2), mode="max")[0, 0]) + 0.0
 
     add_lhs, add_rhs = pool(A + B), pool(A) + pool(B)
     neg_lhs, neg_rhs = pool(-A), -pool(A)

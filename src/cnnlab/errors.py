@@ -7,10 +7,10 @@ also derives from the built-in exception a Python user would catch.
 Example:
     >>> from cnnlab.errors import ConfigError
     >>> try:
-    ...     raise ConfigError("epochs must be a positive integer, got -1; pass --epochs 10")
+    ...     raise ConfigError("epochs must be a positive integer, got -1; pass epochs=10")
     ... except ValueError as e:
     ...     print(e)
-    epochs must be a positive integer, got -1; pass --epochs 10
+    epochs must be a positive integer, got -1; pass epochs=10
 """
 
 from __future__ import annotations

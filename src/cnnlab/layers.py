@@ -26,6 +26,7 @@ from torch import nn
 
 from cnnlab import ops
 from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int
 from cnnlab.ops.shape import IntOrPair, nonnegative_pair, positive_pair
 
 __all__ = ["Conv2D", "ScratchAvgPool2d", "ScratchConv2d", "ScratchMaxPool2d"]
@@ -73,8 +74,7 @@ class ScratchConv2d(nn.Module):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(name, value)
         if in_channels % groups or out_channels % groups:
             raise ConfigError(f"groups={groups} must divide in_channels={in_channels} and "
                               f"out_channels={out_channels}")

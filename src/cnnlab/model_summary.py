@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int, check_memory
 
 
 @dataclass
@@ -113,11 +116,16 @@ def summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> Sum
         SummaryRow(name='0', type='Conv2d', depth=1, output_shape=(1, 4, 6, 6), params=40,
                    macs=1296)
     """
-    shape = tuple(int(s) for s in input_shape)
-    if not shape or any(s < 1 for s in shape):
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(input_shape, (tuple, list, torch.Size)):
+        raise ConfigError(f"input_shape must be a tuple like (1, 1, 28, 28), got {input_shape!r}")
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+                        for s in shape):
         raise ConfigError(f"input_shape must be positive sizes like 1,1,28,28, got {input_shape}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ConfigError(f"depth must be a positive integer, got {depth!r}")
+    shape = tuple(int(s) for s in shape)
+    check_int("depth", depth)
     first = next(iter(list(model.parameters()) + list(model.buffers())), None)
     device = first.device if first is not None else torch.device("cpu")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
@@ -157,10 +165,15 @@ def summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> Sum
     try:
         # eval: BN uses running statistics, so a batch of one works (batch-norm LeNet)
         model.eval()
+        if device.type != "meta":  # the input itself must fit, before it is allocated
+            check_memory(math.prod(shape) * dtype.itemsize, f"an input of shape {shape}",
+                         "pass a smaller input shape (B,C,H,W)")
         X = torch.zeros(shape, device=device, dtype=dtype)
         with torch.no_grad():
             out = model(X)
     except RuntimeError as e:  # wrong channels, too small an input: torch's text, one line
+        if "allocate" in str(e) or "out of memory" in str(e):
+            raise  # too large for this machine: the CLI says so (use a smaller input)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"the model does not accept input shape {tuple(shape)} ({first}); "
                           "pass the B,C,H,W it was built for") from None

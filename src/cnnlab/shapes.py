@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.ops.shape import nonnegative_pair, output_side, positive_pair
 
 GENERAL_FORMULA = "floor((n + 2p - d(k-1) - 1)/s) + 1"
 RF_FORMULAS = (
@@ -42,15 +43,8 @@ _DIM_NAMES = ("h", "w")
 
 
 def _pair(value: int | Sequence[int], name: str, minimum: int) -> tuple[int, int]:
-    """``3 -> (3, 3)``; checks the type and the lower bound, naming the argument."""
-    items = (value, value) if isinstance(value, int) else tuple(value)
-    if len(items) == 1:
-        items = items * 2
-    if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise ConfigError(f"{name} must be an int or two ints like 3,5; got {value!r}")
-    if min(items) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum} in every dimension; got {value!r}")
-    return items  # type: ignore[return-value]
+    """``3 -> (3, 3)``; checks the type and the lower bound (0 or 1), naming the argument."""
+    return positive_pair(value, name) if minimum else nonnegative_pair(value, name)
 
 
 @dataclass(frozen=True)
@@ -109,8 +103,8 @@ def explain(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
         >>> explain(28, 5, padding=2).dims[0].formula
         'floor((28 + 2*2 - 1*(5-1) - 1)/1) + 1 = floor(27/1) + 1 = 28'
     """
-    n = _pair(input_size, "input size", 1)
-    k = _pair(kernel_size, "kernel size", 1)
+    n = _pair(input_size, "input_size", 1)
+    k = _pair(kernel_size, "kernel_size", 1)
     p = _pair(padding, "padding", 0)
     s = _pair(stride, "stride", 1)
     d = _pair(dilation, "dilation", 1)
@@ -123,7 +117,7 @@ def explain(input_size: int | Sequence[int], kernel_size: int | Sequence[int],
                 f"but the padded input has only {n[i] + 2 * p[i]} (n={n[i]}, p={p[i]}); "
                 "use a smaller kernel or more padding")
         dims.append(DimExplanation(name, n[i], k[i], p[i], s[i], d[i], numerator,
-                                   numerator // s[i] + 1))
+                                   output_side(n[i], k[i], p[i], s[i], d[i])))
     return ShapeExplanation(tuple(dims))
 
 
@@ -288,14 +282,14 @@ def explain_model(model: nn.Module | str, input_size: int | Sequence[int] | None
         from cnnlab.models import create_model, get_model_info
 
         info = get_model_info(model)
-        hw = _pair(info.input_size if input_size is None else input_size, "input size", 1)
+        hw = _pair(info.input_size if input_size is None else input_size, "input_size", 1)
         # models with a fixed flatten (LeNet, VGG) are built for a square input side
         size_kw = {"input_size": hw[0]} if hw[0] == hw[1] else {}
         model = create_model(model, in_channels=in_channels or 1, **size_kw)
         input_size = hw
     if input_size is None:
         raise ConfigError("input_size is needed for a model object; pass e.g. (28, 28)")
-    hw = _pair(input_size, "input size", 1)
+    hw = _pair(input_size, "input_size", 1)
     if in_channels is None:
         in_channels = next((m.in_channels for m in model.modules()
                             if hasattr(m, "in_channels") and hasattr(m, "kernel_size")), 1)
@@ -364,7 +358,7 @@ def explain_model(model: nn.Module | str, input_size: int | Sequence[int] | None
             model(x)
     except RuntimeError as e:
         raise ConfigError(f"the model does not accept a {in_channels}x{hw[0]}x{hw[1]} input "
-                          f"({str(e).splitlines()[0]}); try a larger --input") from None
+                          f"({str(e).splitlines()[0]}); pass a larger input_size=") from None
     finally:
         for h in handles:
             h.remove()
@@ -380,7 +374,7 @@ def explain_model(model: nn.Module | str, input_size: int | Sequence[int] | None
 
 def _mark_branches(rows: list[LayerRow]) -> list[LayerRow]:
     """Mark rows whose field is smaller than the field already reached before them
-    (a shortcut run after the main path, e.g. d2l's Residual conv3)."""
+    (a shortcut run after the main path, e.g. d2l.Residual's conv3)."""
     out, best = [], 0
     for r in rows:
         if r.rf is not None and r.rf[0] < best:

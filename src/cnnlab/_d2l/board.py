@@ -18,24 +18,13 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from cnnlab._d2l.core import HyperParameters
+from cnnlab.train.plots import in_notebook
 
 Point = collections.namedtuple("Point", ["x", "y"])
-
-
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (IPython with a ZMQ shell), False in scripts."""
-    if "IPython" not in sys.modules:
-        return False
-    try:
-        shell = sys.modules["IPython"].get_ipython()
-    except Exception:  # noqa: BLE001 - an exotic IPython: treat as a script
-        return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _scalar(y: Any) -> float:
@@ -82,7 +71,7 @@ class ProgressBoard(HyperParameters):
 
     def render(self) -> None:
         """Redraw every curve: in the notebook output, or into the PNG file."""
-        jupyter = in_jupyter()
+        jupyter = in_notebook()  # the package's one Jupyter check (Colab, Lab, VS Code)
         if self.fig is None:
             if jupyter:
                 import matplotlib.pyplot as plt
@@ -118,7 +107,10 @@ class ProgressBoard(HyperParameters):
             display.clear_output(wait=True)
             return
         path = self.png_path or os.environ.get("CNNLAB_D2L_BOARD") or "d2l-board.png"
-        self.fig.savefig(path, dpi=100, bbox_inches="tight")
+        from cnnlab.guards import atomic_output
+
+        with atomic_output(path) as tmp:  # redrawn each epoch: never half a picture
+            self.fig.savefig(tmp, dpi=100, bbox_inches="tight")
         if self._announced != path:
             print(f"d2l board: {Path(path).resolve()}")
             self._announced = path

@@ -1,6 +1,12 @@
 """The book's chapter 7-8 networks as d2l defines them: Lazy layers, shapes inferred
 on the first forward pass (d2l 6.4), ``init_cnn`` applied afterwards.
 
+This is a second implementation of models that ``cnnlab.models`` (the zoo) also
+builds, on purpose: the d2l API (``from cnnlab import d2l``) must construct the book's
+classes with the book's signatures and Lazy layers, which the zoo's explicit layers
+cannot. tests/test_d2l_parity.py keeps the two equal: the same parameter counts, and
+the same outputs once the zoo's weights are copied in.
+
 Lazy layers are the book's surface, so they live here only (the rest of cnnlab builds
 eager layers). Older PyTorch releases warn "Lazy modules are a new feature under heavy
 development" on each construction; that warning is silenced at the point of

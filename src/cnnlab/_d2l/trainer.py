@@ -21,20 +21,24 @@ Device: the first GPU when ``num_gpus > 0`` and CUDA is there, else the CPU, sil
 
 Environment (for smoke-running notebooks in CI; unset by default):
 ``CNNLAB_D2L_MAX_EPOCHS`` caps ``max_epochs``; ``CNNLAB_D2L_LIMIT_BATCHES`` caps the
-training and validation batches per epoch.
+training and validation batches per epoch. ``CNNLAB_ACCEL=0`` (or
+``Trainer(..., accel=False)``, which wins) trains the notebook's layers as they are, without
+:mod:`cnnlab.accel`'s kernels: ``cnnlab train --no-accel``'s switch for the book's API.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
 import torch
 
+from cnnlab._d2l.caps import Limited
 from cnnlab._d2l.core import Classifier, HyperParameters, Module
 from cnnlab._d2l.data import FashionMNIST
 from cnnlab._d2l.utils import cpu, gpu, num_gpus
-from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int
 
 
 def _env_int(name: str) -> int | None:
@@ -42,12 +46,10 @@ def _env_int(name: str) -> int | None:
     if not raw:
         return None
     try:
-        value = int(raw)
+        value: Any = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {raw!r}; unset it or use 1")
-    return value
+        value = raw
+    return check_int(name, value, hint="unset it or use 1")
 
 
 def _overrides(obj: Any, base: type, name: str) -> bool:
@@ -96,6 +98,8 @@ class Trainer(HyperParameters):
     ``out_dir`` (cnnlab addition): also keep cnnlab's run directory there
     (checkpoints, metrics.csv, curves.png) and the board's PNG; by default nothing is
     written but the board's PNG (outside Jupyter: ``./d2l-board.png``, path printed).
+    ``accel`` (cnnlab addition): False trains without :mod:`cnnlab.accel`'s CPU kernels;
+    None (default) follows the environment, ``CNNLAB_ACCEL=0`` meaning off.
 
     Example:
         >>> from cnnlab import d2l
@@ -105,9 +109,12 @@ class Trainer(HyperParameters):
     """
 
     def __init__(self, max_epochs: int, num_gpus: int = 0, gradient_clip_val: float = 0,
-                 *, out_dir: str | None = None) -> None:
-        self.save_hyperparameters(ignore=["out_dir"])
+                 *, out_dir: str | None = None, accel: bool | None = None) -> None:
+        check_int("max_epochs", max_epochs, least=0, hint="e.g. max_epochs=10")  # 0: no epoch
+        check_int("num_gpus", num_gpus, least=0)
+        self.save_hyperparameters(ignore=["out_dir", "accel"])
         self.out_dir = out_dir
+        self.accel = accel
         self.gpus = [gpu(i) for i in range(min(int(num_gpus), _num_gpus()))]
         self.history: list[dict[str, Any]] = []
 
@@ -122,6 +129,10 @@ class Trainer(HyperParameters):
         if limit:
             self.num_train_batches = min(self.num_train_batches, limit)
             self.num_val_batches = min(self.num_val_batches, limit)
+            # wrapped, so that a fit_epoch of the notebook's own stops at the cap too
+            self.train_dataloader = Limited(self.train_dataloader, limit)
+            if self.val_dataloader is not None:
+                self.val_dataloader = Limited(self.val_dataloader, limit)
 
     def prepare_model(self, model: Module) -> None:
         model.trainer = self
@@ -154,6 +165,11 @@ class Trainer(HyperParameters):
     # --- fit ------------------------------------------------------------------------------
     def fit(self, model: Module, data: Any) -> None:
         """Train ``model`` on ``data`` for ``max_epochs`` epochs, drawing ``model.board``."""
+        # a notebook may put the book's own __init__ on d2l.Trainer (6.7 does), which
+        # sets neither of cnnlab's two attributes
+        self.out_dir = getattr(self, "out_dir", None)
+        self.accel = getattr(self, "accel", None)
+        self.gpus = getattr(self, "gpus", [])
         if self.out_dir is not None and hasattr(model, "board"):
             os.makedirs(self.out_dir, exist_ok=True)
             model.board.png_path = os.path.join(self.out_dir, "d2l-board.png")
@@ -189,12 +205,16 @@ class Trainer(HyperParameters):
             self._loop(model, data, self._epochs())
             return
         self.epoch, self.train_batch_idx, self.val_batch_idx = 0, 0, 0
+        if self._epochs() == 0:  # zero is a value (the book's loop runs no epoch), not "unset"
+            self.history = []
+            return
         limit = _env_int("CNNLAB_D2L_LIMIT_BATCHES")
         config = TrainConfig(
             model=type(model).__name__.lower(), epochs=self._epochs(),
             batch_size=int(data.batch_size), lr=float(self.optim.param_groups[0]["lr"]),
             device=device.type, grad_clip=float(self.gradient_clip_val or 0),
-            limit_train_batches=limit, limit_val_batches=limit, out_dir=self.out_dir)
+            limit_train_batches=limit, limit_val_batches=limit, out_dir=self.out_dir,
+            accel=self._accel())
         with_acc = type(model).validation_step is Classifier.validation_step
         inner = CnnlabTrainer(config, model=model, data=module, loss_fn=_ModelLoss(model),
                               optimizer=self.optim,
@@ -205,8 +225,12 @@ class Trainer(HyperParameters):
         # notebook's own layer objects are back, e.g. for a layer-by-layer walk
         from cnnlab.accel import accelerated
 
-        with accelerated(model, device):
+        with accelerated(model, device) if config.accel else contextlib.nullcontext():
             self.history = inner.fit()
+        model.eval()  # as the book's loop leaves it: validation comes last in each epoch
+
+    def _accel(self) -> bool:
+        return accel_enabled(self.accel)
 
     def _fit_loop(self, model: Module, data: Any) -> None:
         self.prepare_data(data)
@@ -242,6 +266,13 @@ class Trainer(HyperParameters):
             with torch.no_grad():
                 self.model.validation_step(self.prepare_batch(batch))
             self.val_batch_idx += 1
+
+
+def accel_enabled(flag: bool | None) -> bool:
+    """Whether to train with cnnlab.accel: ``flag`` if given, else not ``CNNLAB_ACCEL=0``."""
+    if flag is not None:
+        return bool(flag)
+    return os.environ.get("CNNLAB_ACCEL", "1").strip() != "0"
 
 
 def _num_gpus() -> int:

@@ -1,5 +1,4 @@
-"""The small helpers of d2l 1.0.3 that chapter 7-8 cells touch: devices, tensor
-aliases, timers, plotting.
+"""The small helpers of d2l 1.0.3 (and 0.17): devices, tensor aliases, timers, plotting.
 
 The aliases (``d2l.zeros``, ``d2l.reshape``, ...) are the book's framework-neutral
 names from its ``config.ini``; cells such as ``d2l.arange(16, dtype=d2l.float32)``
@@ -110,27 +109,6 @@ class Accumulator:
 
     def __getitem__(self, idx: int) -> float:
         return self.data[idx]
-
-
-def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
-    """Number of correct predictions (d2l 4.4's helper, a count, not a rate)."""
-    if y_hat.dim() > 1 and y_hat.shape[1] > 1:
-        y_hat = y_hat.argmax(dim=1)
-    return float((y_hat.type(y.dtype) == y).type(y.dtype).sum())
-
-
-def evaluate_accuracy_gpu(net: torch.nn.Module, data_iter: Any, device: Any = None) -> float:
-    """Accuracy of ``net`` over ``data_iter`` on ``device`` (default: the net's)."""
-    net.eval()
-    if not device:
-        device = next(iter(net.parameters())).device
-    correct, total = 0.0, 0
-    with torch.no_grad():
-        for X, y in data_iter:
-            X, y = X.to(device), y.to(device)
-            correct += accuracy(net(X), y)
-            total += y.numel()
-    return correct / total
 
 
 # --- plotting (d2l 2.4 helpers; matplotlib is imported on first use) ---------------------

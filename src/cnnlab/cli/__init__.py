@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from cnnlab.errors import CnnlabError
 
 # command modules, in the order their commands appear in --help
-_MODULES = ("train", "data", "models", "shape", "viz", "demo")
+_MODULES = ("train", "lr_find", "export", "data", "models", "shape", "viz", "demo", "explore")
 
 
 class UsageError(Exception):
@@ -49,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _MODULES:
-        try:
-            module = importlib.import_module(f"cnnlab.cli.{name}")
-        except ModuleNotFoundError as e:  # a command group not built yet
-            if e.name != f"cnnlab.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"cnnlab.cli.{name}").register(sub)
     return parser
 
 
@@ -63,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cnnlab` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    parser = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -73,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGHUP during training (train.signals)
+        print(str(e) or "interrupted", file=sys.stderr)
+        return 128 + getattr(e, "signum", 2)
     except BrokenPipeError:  # `cnnlab models | head`: the reader left; not an error to print
         import os
 
@@ -89,26 +84,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         # what the user's machine said, with the path, in one line
         if debug:
             raise
+        if not isinstance(e, CnnlabError) and _out_of_memory(e):
+            return _print_out_of_memory(e)
+        if isinstance(getattr(e, "signum", None), int):  # train.signals.Preempted: saved
+            print(f"cnnlab: {e}", file=sys.stderr)
+            return 128 + e.signum
         if isinstance(e, OSError) and not isinstance(e, CnnlabError) and e.strerror:
             msg = f"{e.filename + ': ' if e.filename else ''}{e.strerror}{_os_hint(e)}"
         else:
             kind = "error" if isinstance(e, CnnlabError) else type(e).__name__
             msg = f"{kind}: {str(e) or repr(e)}"
             msg = msg[len("error: "):] if kind == "error" else msg
+            if parser is not None:  # library errors name parameters (resize=): say flags
+                from cnnlab.cli._common import cli_flags
+
+                msg = cli_flags(msg, parser, argv)
         print(f"cnnlab: error: {' '.join(msg.split())}", file=sys.stderr)
         return 2
     except Exception as e:  # a bug, not bad input: still one line; --debug shows where
         if debug:
             raise
         first = " ".join(str(e).split())[:300]
-        if isinstance(e, MemoryError) or "out of memory" in first or "not enough memory" in first:
-            # too large a --batch-size, --resize or model for this machine: the user's to fix
-            print(f"cnnlab: error: out of memory ({first[:120]}); use a smaller --batch-size "
-                  "or --resize, or a smaller model", file=sys.stderr)
-            return 2
+        if _out_of_memory(e):
+            return _print_out_of_memory(e)
         print(f"cnnlab: internal error: {type(e).__name__}: {first} (run again with --debug "
               "for the traceback and report it)", file=sys.stderr)
         return 1
+
+
+# What allocators say when a size does not fit: torch's CPU allocator ("DefaultCPUAllocator:
+# can't allocate memory" in 2.13, "not enough memory" before), CUDA's "out of memory",
+# torch's size arithmetic for absurd shapes, numpy's "Unable to allocate", C++'s bad_alloc
+# and the OS's ENOMEM ("Cannot allocate memory").
+_OOM_WORDS = ("out of memory", "not enough memory", "can't allocate memory",
+              "cannot allocate memory", "defaultcpuallocator", "unable to allocate",
+              "storage size calculation overflowed", "bad_alloc", "array is too big",
+              "memory allocation failed")
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    import errno
+
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        return True
+    text = str(e).lower()
+    return any(w in text for w in _OOM_WORDS)
+
+
+def _print_out_of_memory(e: BaseException) -> int:
+    # too large a --batch-size, --resize or model for this machine: the user's to fix
+    detail = " ".join(str(e).split())
+    # torch's own text starts with "[enforce fail at alloc_cpu.cpp:...]": keep what it says
+    detail = detail.split("] ", 1)[-1] if detail.startswith("[") else detail
+    detail = f" ({detail[:120]})" if detail else ""
+    print(f"cnnlab: error: out of memory{detail}; use a smaller --batch-size or --resize, "
+          "or a smaller model", file=sys.stderr)
+    return 2
 
 
 def _os_hint(e: OSError) -> str:

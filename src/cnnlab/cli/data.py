@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnlab.cli._common import existing_dir
+from cnnlab.data.names import DATASET_NAMES
 
 _EXAMPLES = """examples:
   cnnlab data                          where each dataset is found, or how to get it
@@ -12,7 +13,6 @@ _EXAMPLES = """examples:
   cnnlab data show --out grid.png      18 training images with their class names
   cnnlab data show --dataset synthetic --n 30 --out shapes.png"""
 
-_DATASETS = ("fashion-mnist", "mnist", "synthetic")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Look for NAME on the search path; if it is nowhere, download the four "
         "files from the official mirror into ~/.cache/cnnlab/NAME (md5-checked, written "
         "atomically), then parse and cache them.")
-    fetch.add_argument("name", choices=_DATASETS[:2], metavar="NAME",
+    fetch.add_argument("name", choices=DATASET_NAMES[:2], metavar="NAME",
                        help="fashion-mnist or mnist")
     data_dir(fetch, must_exist=True)
     fetch.add_argument("--no-progress", action="store_true", help="no download progress bar")
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser(
         "show", help="save a grid of sample images with their class names",
         description="Save a grid of images with their class names (the book's visualize).")
-    show.add_argument("--dataset", default="fashion-mnist", choices=_DATASETS,
+    show.add_argument("--dataset", default="fashion-mnist", choices=DATASET_NAMES,
                       help="dataset (default fashion-mnist)")
     show.add_argument("--out", default="grid.png", metavar="PNG",
                       help="output image file (default grid.png)")
@@ -123,6 +123,9 @@ def run_show(args: argparse.Namespace) -> int:
     ncols = min(args.n, 9)
     nrows = -(-args.n // ncols)
     fig = image_grid(batch, dm.text_labels(y[idx]), nrows=nrows, ncols=ncols)
-    fig.savefig(args.out, dpi=100)
+    from cnnlab.guards import atomic_output
+
+    with atomic_output(args.out) as tmp:  # a failed write leaves the old file as it was
+        fig.savefig(tmp, dpi=100)  # tmp keeps the suffix: the format follows --out
     print(f"wrote {args.out} ({len(idx)} {args.split} images of {dm.name})")
     return 0

@@ -74,6 +74,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
+    from cnnlab.guards import check_int
     from cnnlab.model_summary import summary
     from cnnlab.models import get_model_info
 
@@ -82,8 +83,8 @@ def run_summary(args: argparse.Namespace) -> int:
     if shape is not None and len(shape) != 4:
         raise ConfigError(f"--input takes 4 integers B,C,H,W like 1,1,{info.input_size},"
                           f"{info.input_size}; got {','.join(map(str, shape))}")
-    if args.in_channels is not None and args.in_channels < 1:
-        raise ConfigError(f"--in-channels must be a positive integer, got {args.in_channels}")
+    if args.in_channels is not None:
+        check_int("--in-channels", args.in_channels)
     in_channels = args.in_channels or (shape[1] if shape else 1)
     if shape is None:
         shape = (1, in_channels, info.input_size, info.input_size)

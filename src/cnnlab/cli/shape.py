@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--in-channels", type=int, default=1, help="input channels (default 1)")
     p.add_argument("--spatial-only", action="store_true",
                    help="with --model: list only convolution and pooling layers")
-    p.set_defaults(func=run)
+    # the library names its parameters (input_size=); errors show these flags instead
+    p.set_defaults(func=run, param_flags={"input_size": "--input", "kernel_size": "--kernel"})
 
 
 def _hw(value: tuple[int, ...] | None, name: str) -> tuple[int, int] | None:

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from cnnlab.cli._common import existing_dir
 from cnnlab.errors import ConfigError
-from cnnlab.train.config import DATASETS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from cnnlab.train.config import (
+    DATASETS,
+    DEVICES,
+    LOGGERS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TrainConfig,
+)
 
 _FLAG = {"out_dir": "--out"}  # fields whose flag is not --field-name
 
@@ -45,7 +53,12 @@ def _flags(p: argparse.ArgumentParser) -> None:
     add("--precision", choices=PRECISIONS, help="fp32 | bf16 | fp16 autocast (default fp32)")
     add("--channels-last", action=bool_opt, help="NHWC memory format")
     add("--compile", action=bool_opt, help="torch.compile the model")
-    add("--device", choices=DEVICES, help="auto (cuda when present) | cpu | cuda")
+    add("--device", choices=DEVICES,
+        help="auto (cuda, else Apple's mps, else cpu) | cpu | cuda | mps")
+    add("--accel", action=bool_opt,
+        help="on CPU, train with cnnlab.accel's faster kernels in place of small convolutions "
+             "and sigmoid + avg-pool layers, the model's own layers back afterwards (default); "
+             "--no-accel: train the layers exactly as built")
     add("--seed", type=int, help="seed of init, shuffling and augmentation (default 0)")
     add("--deterministic", action=bool_opt,
         help="deterministic algorithms (bitwise-identical resume on CPU)")
@@ -58,10 +71,15 @@ def _flags(p: argparse.ArgumentParser) -> None:
     add("--dry-run", action=bool_opt,
         help="2 train + 2 val batches, 1 epoch; writes files only with --out")
     add("--tta", action=bool_opt, help="test-time augmentation: average with the mirror image")
-    add("--num-threads", type=int, metavar="N", help="CPU threads for torch")
+    add("--num-threads", type=int, metavar="N",
+        help="CPU threads for torch (default: the CPUs not busy with other programs, "
+             "re-checked every epoch)")
     add("--out", dest="out_dir", metavar="DIR",
         help="run directory (default runs/<model>-<YYYYmmdd-HHMMSS>)")
     add("--recipe", metavar="NAME", help="a named set of faster settings (flags still win)")
+    add("--logger", choices=LOGGERS,
+        help="also log to TensorBoard event files in the run directory "
+             "(pip install 'cnnlab[tensorboard]'; view: tensorboard --logdir runs)")
 
 
 def register(subparsers) -> None:
@@ -76,6 +94,12 @@ def register(subparsers) -> None:
     _flags(p)
     p.add_argument("--resume", metavar="PATH|auto",
                    help="continue from a checkpoint; auto: <--out>/last.pt when it exists")
+    p.add_argument("--config", metavar="YAML",
+                   help="read the settings from a YAML file of TrainConfig fields (e.g. a "
+                        "run's config.yaml); flags given as well override it")
+    p.add_argument("--seeds", metavar="LIST", type=_seed_list,
+                   help="train once per seed (e.g. 0,1,2) into <--out>/seed-N and print "
+                        "the mean +- std of the final val_acc and wall time")
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser(
@@ -98,7 +122,8 @@ def register(subparsers) -> None:
     p.add_argument("--topk", type=int, default=3)
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                    help="Fashion-MNIST is light-on-dark; auto inverts light-background images")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the model runs (default cpu; auto: a GPU when present)")
     p.set_defaults(func=_predict)
 
     from cnnlab.train.reproduce import EXPERIMENTS
@@ -130,15 +155,43 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
     return cfg, set(given)
 
 
+def _seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> [0, 1, 2] (argparse ``type=``); ``"0-4"`` is 0..4."""
+    try:
+        seeds: list[int] = []
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            lo, sep, hi = part.partition("-") if part[1:].find("-") >= 0 else (part, "", "")
+            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or len(seeds) > 1000:
+        raise argparse.ArgumentTypeError(
+            f"expected distinct integer seeds like 0,1,2 or 0-4, got {text!r}")
+    return seeds
+
+
 def _train(args: argparse.Namespace) -> int:
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.resolve import config_for_resume, resolve_config
     from cnnlab.train.trainer import Trainer
 
-    if args.model is None and not args.recipe and args.resume in (None, "auto"):
+    if args.model is None and not args.recipe and args.resume in (None, "auto") \
+            and not args.config:
         raise ConfigError("name the model to train, e.g. `cnnlab train lenet` "
                           "(`cnnlab models` lists them), or pass --recipe NAME")
     cfg, explicit = config_from_args(args)
+    if args.config:  # the file's values, under the flags given on the command line
+        from cnnlab.train.configfile import merge_config_file
+
+        cfg, explicit = merge_config_file(args.config, cfg, explicit)
+    if args.seeds is not None:
+        if args.resume:
+            raise ConfigError("--seeds starts new runs; drop --resume (resume one seed's run "
+                              "with --resume <out>/seed-N/last.pt)")
+        from cnnlab.train.seeds import run_seeds
+
+        run_seeds(cfg, args.seeds, explicit=explicit)
+        return 0
     resume = None
     if args.resume == "auto":
         if not args.out_dir:
@@ -152,7 +205,8 @@ def _train(args: argparse.Namespace) -> int:
         resume = Path(args.resume)
         if resume.is_dir():
             resume = resume / "last.pt"
-        if args.out_dir and Path(args.out_dir).resolve() != resume.resolve().parent:
+        # the folder named, not where a symlinked last.pt points: the run writes there
+        if args.out_dir and Path(args.out_dir).resolve() != resume.parent.resolve():
             raise ConfigError(f"a resumed run writes into {resume.parent}, not --out "
                               f"{args.out_dir}; drop --out")
     if resume is not None:
@@ -164,7 +218,9 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, resume=resume)
     history = trainer.fit()
     if cfg.dry_run and trainer.run_dir is None:
-        print("dry run passed: nothing written (pass --out DIR to keep its files)")
+        print("dry run passed: nothing written" + (
+            f" ({resume.parent} is unchanged)" if resume is not None
+            else " (pass --out DIR to keep its files)"))
     elif history and trainer.run_dir is not None and trainer.is_main:
         best = max(r["val_acc"] for r in history if r["val_acc"] is not None)
         print(f"final val_acc {history[-1]['val_acc']:.4f} (best {best:.4f}); "

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnlab.cli._common import existing_dir
+from cnnlab.train.config import DEVICES
+
+# upper bounds of the count flags: one subplot per image or channel (thousands would
+# take minutes and gigabytes), and never more test images than a dataset has
+MAX_TOP = 256
+MAX_CHANNELS = 256
+MAX_IMAGES = 1_000_000
+
 _KINDS = {
     "kernels": "the first convolution's kernels as a grid",
     "features": "feature maps of each convolution stage for one image",
@@ -47,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if kind != "kernels":
             q.add_argument("--dataset", default=None,
                            help="fashion-mnist | mnist | synthetic (default: the checkpoint's)")
-            q.add_argument("--data-dir", default=None, help="folder with the dataset files")
+            q.add_argument("--data-dir", default=None, type=existing_dir,
+                           help="folder with the dataset files (used or refused, never "
+                           "swapped for another copy)")
         if kind not in ("kernels", "features"):
             q.add_argument("--num-images", type=int,
                            default=512 if kind == "activations" else None,
@@ -55,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            + ("512)" if kind == "activations" else "all)"))
         q.add_argument("--out", default=f"{kind}.png", help=f"PNG to write ({kind}.png)")
         q.add_argument("--dpi", type=int, default=110, help="resolution of the PNG (110)")
+        q.add_argument("--device", choices=DEVICES, default="cpu",
+                       help="where the model runs (default cpu; auto: a GPU when present)")
         q.set_defaults(func=run)
 
 
@@ -69,7 +82,9 @@ def _data(args: argparse.Namespace, cfg, ckpt: dict):
     size = [int(s) for s in (ckpt.get("image_size") or [28, 28])]
     kw = dict(name=args.dataset or cfg.dataset, batch_size=256,
               resize=None if size == [28, 28] else tuple(size),
-              root=args.data_dir or cfg.data_dir, normalize=bool(cfg.normalize), download=False)
+              root=args.data_dir or _recorded_dir(cfg.data_dir), normalize=bool(cfg.normalize),
+              download=False,
+              device=getattr(args, "device", "cpu"))
     key = tuple(sorted((k, str(v)) for k, v in kw.items()))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # keep at most one dataset in memory
@@ -77,22 +92,37 @@ def _data(args: argparse.Namespace, cfg, ckpt: dict):
     return _DATA_CACHE[key]
 
 
+def _recorded_dir(data_dir: str | None) -> str | None:
+    """The checkpoint's --data-dir where it still is a folder, else None (the usual places).
+
+    It was named on the machine that trained; a folder named now, with --data-dir,
+    is used or refused.
+    """
+    return data_dir if data_dir and Path(data_dir).expanduser().is_dir() else None
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnlab import viz
     from cnnlab.errors import ConfigError
+    from cnnlab.guards import atomic_output, check_int
     from cnnlab.train import model_from_checkpoint
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out {args.out}: cnnlab viz writes PNG files; use a name ending "
                           "in .png")
-    for flag in ("num_images", "top", "channels"):
+    for flag, most in (("num_images", MAX_IMAGES), ("top", MAX_TOP), ("channels", MAX_CHANNELS),
+                       ("index", MAX_IMAGES - 1)):
         value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-    if not 20 <= args.dpi <= 600:
-        raise ConfigError(f"--dpi must be in 20..600, got {args.dpi}")
-    model, cfg, ckpt = model_from_checkpoint(args.checkpoint)
+        if value is not None:
+            check_int(f"--{flag.replace('_', '-')}", value, least=0 if flag == "index" else 1,
+                      most=most)
+    check_int("--dpi", args.dpi, least=20, most=600)
+    from cnnlab.train.steps import pick_device
+
+    # a GPU that is not there is one clear line, before the checkpoint is read
+    args.device = str(pick_device(args.device))
+    model, cfg, ckpt = model_from_checkpoint(args.checkpoint, map_location=args.device)
     kind = args.viz_command
     if kind == "kernels":
         result = viz.kernels(model)
@@ -115,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = viz.confusion(model, data, max_images=args.num_images)
             print(result.table())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.figure.savefig(out, dpi=args.dpi)
+    with atomic_output(out) as tmp:  # a failed write leaves the old picture, not half of one
+        result.figure.savefig(tmp, dpi=args.dpi, format="png")
     w, h = (int(v) for v in result.figure.get_size_inches() * args.dpi)
     print(f"wrote {out} (about {w}x{h} px)")
     return 0

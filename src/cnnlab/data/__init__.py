@@ -14,21 +14,34 @@ Example:
 
 from __future__ import annotations
 
-from cnnlab.data.datamodule import DataLoader, DataModule, pixel_mean_std
-from cnnlab.data.datasets import (
-    DATASET_NAMES,
-    Dataset,
-    load_dataset,
-    load_fashion_mnist,
-    load_mnist,
-)
-from cnnlab.data.idx import read_idx
-from cnnlab.data.sources import download, find_dataset_dir, locate
-from cnnlab.data.synthetic import make_synthetic
+from importlib import import_module
 
-__all__ = ["DataModule", "DataLoader", "Dataset", "DATASET_NAMES", "load_dataset",
-           "load_fashion_mnist", "load_mnist", "make_synthetic", "read_idx", "locate",
-           "download", "find_dataset_dir", "is_available", "pixel_mean_std"]
+from cnnlab.data.names import AUGMENTS, DATASET_NAMES, parse_augment
+
+# name -> submodule. The rest load on first use, so that the CLI and TrainConfig can
+# import the names above without importing torch (`cnnlab --help` stays fast).
+_LAZY = {
+    "DataModule": "datamodule", "BatchLoader": "datamodule", "pixel_mean_std": "datamodule",
+    "Dataset": "datasets", "load_dataset": "datasets", "load_fashion_mnist": "datasets",
+    "load_mnist": "datasets", "read_idx": "idx", "download": "sources",
+    "find_dataset_dir": "sources", "locate": "sources", "make_synthetic": "synthetic",
+}
+
+__all__ = ["DataModule", "BatchLoader", "Dataset", "DATASET_NAMES", "AUGMENTS", "parse_augment",
+           "load_dataset", "load_fashion_mnist", "load_mnist", "make_synthetic", "read_idx",
+           "locate", "download", "find_dataset_dir", "is_available", "pixel_mean_std"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def is_available(name: str = "fashion-mnist", root=None) -> bool:
@@ -40,4 +53,6 @@ def is_available(name: str = "fashion-mnist", root=None) -> bool:
     """
     if name == "synthetic":
         return True
+    from cnnlab.data.sources import find_dataset_dir
+
     return find_dataset_dir(name, root) is not None

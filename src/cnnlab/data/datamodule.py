@@ -29,6 +29,7 @@ import torch
 
 from cnnlab.data.datasets import Dataset, load_dataset
 from cnnlab.data.transforms import (
+    device_generator,
     parse_augment,
     random_crop,
     random_erase,
@@ -36,8 +37,9 @@ from cnnlab.data.transforms import (
     resize_uint8,
 )
 from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int, check_memory
 
-__all__ = ["DataModule", "DataLoader", "pixel_mean_std"]
+__all__ = ["DataModule", "BatchLoader", "pixel_mean_std"]
 
 # Mixing constants for the (seed, epoch, rank) -> generator seed map (SplitMix64's).
 _MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
@@ -71,20 +73,53 @@ def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
 def _size_pair(resize_arg) -> tuple[int, int] | None:
     if resize_arg is None:
         return None
-    if isinstance(resize_arg, int):
-        pair = (resize_arg, resize_arg)
+    hint = "e.g. resize=96 or resize=(96, 96)"
+    # a str is a sequence too: resize="28" must not become a 2x8 image
+    if isinstance(resize_arg, (tuple, list)) and len(resize_arg) in (1, 2):
+        pair = tuple(check_int("resize", s, hint=hint) for s in resize_arg)
+        pair = pair * 2 if len(pair) == 1 else pair
     else:
-        pair = tuple(int(s) for s in resize_arg)
-        if len(pair) == 1:
-            pair = pair * 2
-    if len(pair) != 2 or min(pair) <= 0:
-        raise ConfigError(f"resize must be a positive int or (height, width), got {resize_arg!r}; "
-                          "e.g. resize=96")
+        side = check_int("resize", resize_arg, hint=hint)
+        pair = (side, side)
+    # one float image of this size must fit in memory (before any data is loaded)
+    check_memory(4 * pair[0] * pair[1], f"one {pair[0]}x{pair[1]} image (resize={resize_arg})",
+                 "use a smaller resize=")
     return pair  # type: ignore[return-value]
 
 
-class DataLoader:
-    """One split of a :class:`DataModule`: re-iterable, ``len()`` = number of batches."""
+def _check_args(name, batch_size, root, device, normalize, seed, rank, world_size, dataset,
+                download, crop_padding, drop_last) -> torch.device:
+    """Every argument's type and range, naming it (a public API: users pass anything)."""
+    check_int("batch_size", batch_size)
+    check_int("seed", seed, least=-2**63, most=2**63 - 1)
+    check_int("crop_padding", crop_padding, least=0, most=64)
+    if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int)
+            and 0 <= rank < world_size):
+        raise ConfigError(f"need 0 <= rank < world_size, got rank={rank!r}, "
+                          f"world_size={world_size!r}")
+    for key, value in (("normalize", normalize), ("download", download),
+                       ("drop_last", drop_last)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be True or False, got {value!r}")
+    if dataset is None and not isinstance(name, str):
+        raise ConfigError(f"unknown dataset {name!r}; name must be a string such as "
+                          "'fashion-mnist'")
+    if dataset is not None and not isinstance(dataset, Dataset):
+        raise ConfigError(f"dataset must be a cnnlab.data.Dataset, got {type(dataset).__name__}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ConfigError(f"root must be a folder path (str or pathlib.Path), got {root!r}")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+
+
+class BatchLoader:
+    """One split of a :class:`DataModule`: re-iterable, ``len()`` = number of batches.
+
+    Not a ``torch.utils.data.DataLoader``: no workers, no sampler; batches are cut from
+    tensors already on the device.
+    """
 
     def __init__(self, module: DataModule, train: bool):
         self.module = module
@@ -108,7 +143,7 @@ class DataLoader:
 
     def __repr__(self) -> str:
         split = "train" if self.train else "val"
-        return f"DataLoader({split}, batches={len(self)}, batch_size={self.batch_size})"
+        return f"BatchLoader({split}, batches={len(self)}, batch_size={self.batch_size})"
 
 
 class DataModule:
@@ -116,8 +151,11 @@ class DataModule:
 
     Args:
         name: ``fashion-mnist``, ``mnist`` or ``synthetic``.
-        batch_size: examples per batch; the last, smaller batch is kept when
-            ``world_size == 1`` (like d2l's and torch's DataLoader).
+        batch_size: examples per batch; the last, smaller training batch is kept
+            (like d2l's and torch's DataLoader) unless it would hold a single image:
+            BatchNorm cannot normalise one value per channel in training mode, so
+            that one image is left out of the epoch (the shuffle picks another each
+            epoch). Validation keeps every example.
         resize: output side (int) or (H, W); bilinear with antialias.
         root: data folder searched first (CLI ``--data-dir``).
         device: where the data and the batches live (``"cpu"``, ``"cuda"``, ...).
@@ -131,6 +169,8 @@ class DataModule:
         rank, world_size: this process's shard for data-parallel training.
         dataset: a ready :class:`Dataset` to serve instead of loading ``name``.
         download: allow downloading missing files.
+        drop_last: drop any partial last training batch (every step sees one shape:
+            what ``torch.compile`` wants, to compile once).
 
     Example:
         >>> dm = DataModule("synthetic", batch_size=100, resize=(32, 32), augment="crop+flip",
@@ -147,12 +187,9 @@ class DataModule:
                  normalize: bool = False, augment=None, seed: int = 0,
                  num_train: int | None = None, num_val: int | None = None,
                  rank: int = 0, world_size: int = 1, dataset: Dataset | None = None,
-                 download: bool = True, crop_padding: int = 4):
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not (isinstance(world_size, int) and world_size >= 1 and 0 <= rank < world_size):
-            raise ConfigError(f"need 0 <= rank < world_size, got rank={rank!r}, "
-                              f"world_size={world_size!r}")
+                 download: bool = True, crop_padding: int = 4, drop_last: bool = False):
+        device = _check_args(name, batch_size, root, device, normalize, seed, rank, world_size,
+                             dataset, download, crop_padding, drop_last)
         self.batch_size = batch_size
         self.resize = _size_pair(resize)
         self.augment = parse_augment(augment)
@@ -160,6 +197,7 @@ class DataModule:
         self.seed = int(seed)
         self.rank, self.world_size = rank, world_size
         self.crop_padding = int(crop_padding)
+        self.drop_last = bool(drop_last)
         self.device = torch.device(device)
         self.root = root
         # the synthetic images are always those of seed 0: `seed` only drives shuffling
@@ -180,14 +218,19 @@ class DataModule:
         self._val_X = ds.test_images[:n_val].contiguous().to(self.device)
         self._val_y = ds.test_labels[:n_val].to(self.device)
         self._next_epoch = 0
+        # the largest float batch make_batch will build must fit, before the first one
+        h, w = self.image_size
+        n = min(batch_size, max(n_train, n_val))
+        check_memory(4 * n * self.in_channels * h * w,
+                     f"a batch of {n} images of {self.in_channels}x{h}x{w} "
+                     f"(batch_size={batch_size}, resize={resize})",
+                     "use a smaller batch_size= or resize=")
 
     @staticmethod
     def _subset(n: int | None, available: int, what: str) -> int:
         if n is None:
             return available
-        if not isinstance(n, int) or n < 1 or n > available:
-            raise ConfigError(f"{what} must be an integer in 1..{available}, got {n!r}")
-        return n
+        return check_int(what, n, most=available)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -247,22 +290,22 @@ class DataModule:
         return [self.classes[int(i)] for i in indices]
 
     # ------------------------------------------------------------------ loaders
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self, train=True)
+    def train_dataloader(self) -> BatchLoader:
+        return BatchLoader(self, train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self, train=False)
+    def val_dataloader(self) -> BatchLoader:
+        return BatchLoader(self, train=False)
 
-    def get_dataloader(self, train: bool) -> DataLoader:
+    def get_dataloader(self, train: bool) -> BatchLoader:
         """d2l's name: the training loader when ``train`` else the validation loader."""
         return self.train_dataloader() if train else self.val_dataloader()
 
     def _indices_count(self, train: bool) -> range:
-        n = self.num_train if train else self.num_val
+        if train:
+            return range(self._train_count())
+        n = self.num_val
         if self.world_size == 1:
             return range(n)
-        if train:  # equal shards, remainder dropped, so that ranks step together
-            return range(n // self.world_size)
         return range(self.rank, n, self.world_size)  # every val example on exactly one rank
 
     def train_indices(self, epoch: int) -> torch.Tensor:
@@ -272,11 +315,22 @@ class DataModule:
         if self.world_size > 1:
             per_rank = self.num_train // self.world_size
             perm = perm[:per_rank * self.world_size][self.rank::self.world_size]
-        return perm
+        return perm[:self._train_count()]
+
+    def _train_count(self) -> int:
+        """Training examples this rank uses per epoch: its shard (equal shards, remainder
+        dropped, so that ranks step together), less a last batch of one image, or any
+        partial last batch with ``drop_last``."""
+        n = self.num_train // self.world_size
+        full, rest = divmod(n, self.batch_size)
+        if full and rest and (self.drop_last or rest == 1):
+            return n - rest
+        return n
 
     def _iter_train(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.train_indices(epoch).to(self.device)
-        gen = torch.Generator().manual_seed(_seed_of(self.seed, epoch, self.rank, 1))
+        # on the device: augmentation copies no random numbers from the host per batch
+        gen = device_generator(self.device, _seed_of(self.seed, epoch, self.rank, 1))
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             # index_select, not X[idx]: the same rows, 15 instead of 78 us per batch on CPU
@@ -300,7 +354,7 @@ class DataModule:
         """uint8 (B, C, 28, 28) on the device -> the float32 batch the model sees."""
         aug = self.augment if train else ()
         if aug and generator is None:
-            generator = torch.Generator().manual_seed(self.seed)
+            generator = device_generator(X.device, self.seed)
         # crop and flip act on the small uint8 images: cheaper than after the resize
         if "crop" in aug:
             X = random_crop(X, self.crop_padding, generator)

@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 
 from cnnlab.data.idx import read_image_label_pair
+from cnnlab.data.names import DATASET_NAMES
 from cnnlab.data.sources import FILE_KEYS, ensure_files, get_spec, user_cache_dir
 from cnnlab.errors import DataError
 
 __all__ = ["Dataset", "load_dataset", "load_fashion_mnist", "load_mnist", "parsed_cache_path",
            "DATASET_NAMES"]
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "synthetic")
 CACHE_VERSION = 1
 
 

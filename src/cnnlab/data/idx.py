@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 import zlib
@@ -46,20 +45,153 @@ IDX_DTYPES: dict[int, str] = {
 }
 
 
-def _raw_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path or run `cnnlab data`") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
-    if data[:2] == GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip stream ({e}); "
-                            "delete it and fetch it again (`cnnlab data fetch`)") from None
+# No MNIST-style file comes near this: Fashion-MNIST's largest holds 47 MB of pixels.
+# A header declaring more is corrupt or hostile, and is refused before anything is read.
+MAX_IDX_BYTES = 1 << 30
+# DEFLATE cannot shrink data by more than 1032:1 (RFC 1951: a 258-byte match costs at
+# least 2 bits), so a gz file of n bytes never holds more than about 1032 * n.
+MAX_GZIP_RATIO = 1032
+_CHUNK = 1 << 20
+_SLACK = 4096  # bytes read past the declared size, to say how many trailing bytes there are
+
+
+def _header_size(head: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` from the first bytes of an IDX file."""
+    if len(head) < 4:
+        raise DataError(f"{name}: {len(head)} bytes is too short for an IDX header; "
+                        "the file is truncated, fetch it again")
+    zero1, zero2, code, ndim = head[0], head[1], head[2], head[3]
+    if zero1 != 0 or zero2 != 0 or code not in IDX_DTYPES:
+        raise DataError(f"{name}: wrong magic number 0x{head[:4].hex()} (expected 0x0000 then a "
+                        "type code such as 08 and the number of dimensions); not an IDX file")
+    if ndim == 0:
+        raise DataError(f"{name}: IDX header declares 0 dimensions; the file is corrupt")
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise DataError(f"{name}: header declares {ndim} dimensions but the file ends after "
+                        f"{len(head)} bytes; the file is truncated, fetch it again")
+    shape = struct.unpack(f">{ndim}I", head[4:header])
+    return shape, np.dtype(IDX_DTYPES[code]), header
+
+
+def _declared_bytes(shape: tuple[int, ...], dtype: np.dtype, name: str) -> int:
+    """The data bytes the header promises, refused when no real dataset is that large."""
+    expected = dtype.itemsize
+    for s in shape:  # Python ints: no overflow for 255 dimensions of 2**32
+        expected *= s
+    if expected > MAX_IDX_BYTES:
+        raise DataError(f"{name}: header declares shape {tuple(shape)} = {expected} bytes of "
+                        f"data, more than the {MAX_IDX_BYTES >> 30} GiB an IDX file may hold "
+                        "here; the file is corrupt, fetch it again")
+    from cnnlab.guards import check_memory
+
+    check_memory(expected, f"{name} (shape {tuple(shape)})",
+                 "free some memory or use a smaller dataset file")
+    return expected
+
+
+def _read_file(f, path: Path) -> bytearray:
+    """The decompressed bytes of an open IDX file, never more than its header promises.
+
+    The header is read first; the declared size is checked against the limit, the
+    machine's memory and the file's own size (raw: exactly; gz: at most 1032:1); then
+    the data is read (gz: streamed) into a buffer of that size plus a few kB, so
+    that a decompression bomb is refused after at most that many bytes, not after
+    filling memory.
+    """
+    name = str(path)
+    first = f.read(2)
+    if first == GZIP_MAGIC:
+        f.seek(0)
+        size_on_disk = os.fstat(f.fileno()).st_size
+        source = _GzipChunks(f, name)
+    else:
+        size_on_disk = None
+        source = _RawChunks(f, first)
+    head = source.read(4)
+    if len(head) == 4 and head[0] == 0 and head[1] == 0:
+        head += source.read(4 * head[3])
+    shape, dtype, header = _header_size(head, name)
+    expected = _declared_bytes(shape, dtype, name)
+    if size_on_disk is None:
+        actual = os.fstat(f.fileno()).st_size - header
+        if actual != expected:
+            what = "truncated" if actual < expected else "has trailing bytes"
+            raise DataError(f"{name}: header says shape {tuple(shape)} = {expected} bytes of "
+                            f"data but the file holds {actual}; it is {what}, fetch it again")
+    elif expected > MAX_GZIP_RATIO * size_on_disk + 1024:
+        raise DataError(f"{name}: header declares {expected} bytes of data, more than a "
+                        f"{size_on_disk}-byte gzip file can hold; the file is truncated or "
+                        "corrupt, fetch it again")
+    data = bytearray(header + expected + _SLACK)
+    data[:header] = head
+    n = header
+    while n < len(data):
+        block = source.read(min(_CHUNK, len(data) - n))
+        if not block:
+            break
+        data[n:n + len(block)] = block
+        n += len(block)
+    if n == len(data):  # more than the slack: stop reading, however much is left
+        raise DataError(f"{name}: header says shape {tuple(shape)} = {expected} bytes of data "
+                        f"but the file holds more than {expected + _SLACK}; it has trailing "
+                        "bytes, fetch it again")
+    del data[n:]  # in place: no second copy of a large file
     return data
+
+
+class _RawChunks:
+    def __init__(self, f, first: bytes):
+        self.f, self.pending = f, first
+
+    def read(self, n: int) -> bytes:
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out + (self.f.read(n - len(out)) if n > len(out) else b"")
+
+
+class _GzipChunks:
+    """Decompressed bytes of a gzip stream (all members), at most ``n`` per read."""
+
+    def __init__(self, f, name: str):
+        self.f, self.name = f, name
+        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.buf = b""
+
+    def read(self, n: int) -> bytes:
+        try:
+            while len(self.buf) < n:
+                if self.z.eof:  # a member ended: another may follow (gzip allows several)
+                    data = self.z.unused_data + self.z.unconsumed_tail or self.f.read(_CHUNK)
+                    if not data.strip(b"\0"):  # the end, or the zero padding tar leaves
+                        break
+                    self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                elif self.z.unconsumed_tail:  # input held back by the output cap
+                    data = self.z.unconsumed_tail
+                else:
+                    data = self.f.read(_CHUNK)
+                    if not data:
+                        raise EOFError("the gzip stream ends before its end marker")
+                self.buf += self.z.decompress(data, n - len(self.buf))
+        except (EOFError, zlib.error) as e:
+            raise DataError(f"{self.name}: corrupt or truncated gzip stream ({e}); "
+                            "delete it and fetch it again (`cnnlab data fetch`)") from None
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def _raw_bytes(path: Path) -> bytearray:
+    from cnnlab.errors import DataNotFoundError
+    from cnnlab.guards import open_regular
+
+    try:
+        f = open_regular(path, "data", "pass an IDX file or run `cnnlab data`")
+    except DataNotFoundError:
+        raise DataError(f"{path}: file not found; check the path or run `cnnlab data`") from None
+    with f:
+        try:
+            return _read_file(f, path)
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror or e}); check the file") from None
 
 
 def read_idx_bytes(data: bytes, name: str = "<bytes>") -> torch.Tensor:
@@ -72,22 +204,11 @@ def read_idx_bytes(data: bytes, name: str = "<bytes>") -> torch.Tensor:
         >>> read_idx_bytes(struct.pack(">BBBBII", 0, 0, 8, 2, 2, 2) + bytes(range(4))).tolist()
         [[0, 1], [2, 3]]
     """
-    if len(data) < 4:
-        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header; "
-                        "the file is truncated, fetch it again")
-    zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
-    if zero1 != 0 or zero2 != 0 or code not in IDX_DTYPES:
-        raise DataError(f"{name}: wrong magic number 0x{data[:4].hex()} (expected 0x0000 then a "
-                        "type code such as 08 and the number of dimensions); not an IDX file")
-    if ndim == 0:
-        raise DataError(f"{name}: IDX header declares 0 dimensions; the file is corrupt")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{name}: header declares {ndim} dimensions but the file ends after "
-                        f"{len(data)} bytes; the file is truncated, fetch it again")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(IDX_DTYPES[code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape, dtype, header = _header_size(bytes(data[:4 + 4 * data[3]]) if len(data) >= 4
+                                        else bytes(data), name)
+    expected = dtype.itemsize
+    for s in shape:  # Python ints: a hostile header cannot overflow the product
+        expected *= s
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"

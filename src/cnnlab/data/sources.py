@@ -2,7 +2,9 @@
 
 Search order (first folder holding all four files wins):
 
-1. ``root`` (the CLI's ``--data-dir``);
+1. ``root`` (the CLI's ``--data-dir``); when given, the only place looked at: a folder
+   without the four files is an error (or, with downloads allowed, where they go),
+   never a reason to use another copy;
 2. ``$CNNLAB_DATA``;
 3. the user cache ``$XDG_CACHE_HOME/cnnlab/<name>`` (default ``~/.cache/cnnlab/<name>``);
 4. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
@@ -156,7 +158,13 @@ def find_files(folder: str | os.PathLike, name: str) -> dict[str, Path] | None:
 
 
 def find_dataset_dir(name: str, root: str | os.PathLike | None = None) -> dict[str, Path] | None:
-    """The files of the first search folder that holds all four, or ``None`` (no download)."""
+    """The files of the first search folder that holds all four, or ``None`` (no download).
+
+    A ``root`` the caller names is the only place looked at: without the files there
+    the answer is ``None``, never another copy found elsewhere.
+    """
+    if root is not None:
+        return find_files(Path(root).expanduser(), name)
     for _, path in search_dirs(name, root):
         if path is not None:
             files = find_files(path, name)
@@ -257,7 +265,7 @@ def download(name: str, dest: str | os.PathLike | None = None, progress: bool = 
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {dest} to download {spec.title} ({e.strerror}); "
-                        "pass a writable --data-dir") from None
+                        "pass a writable --data-dir (root=)") from None
     for key in FILE_KEYS:
         fname, md5 = spec.files[key]
         target = dest / fname
@@ -291,6 +299,8 @@ def ensure_files(name: str, root: str | os.PathLike | None = None, download_ok: 
     if files:
         return files
     spec = get_spec(name)
+    if root is not None:  # the folder the user named: used or refused, never swapped
+        return _files_in_root(spec, Path(root).expanduser(), download_ok, progress)
     looked = "; ".join(f"{p.place}: {p.status}" for p in locate(name, root))
     if not download_ok or os.environ.get("CNNLAB_NO_DOWNLOAD", "") not in ("", "0"):
         raise DataNotFoundError(f"{spec.title} not found (looked in {looked}) and downloading "
@@ -301,3 +311,30 @@ def ensure_files(name: str, root: str | os.PathLike | None = None, download_ok: 
         raise DataNotFoundError(f"{spec.title} download left {dest} incomplete; "
                                 f"{how_to_get(spec.name)}")
     return files
+
+
+def _files_in_root(spec: SourceSpec, root: Path, download_ok: bool,
+                   progress: bool) -> dict[str, Path]:
+    """The four files in the folder the user named, downloaded there if allowed, else
+    an error that says which are missing (no other folder is looked at)."""
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataNotFoundError(f"the data folder {root} {what}; name a folder holding the "
+                                f"{spec.title} files, or none to search the usual places; "
+                                f"{how_to_get(spec.name)}")
+    missing = [spec.files[k][0] for k in FILE_KEYS
+               if not any((c / v).is_file() for c in (root, *(root / d for d in spec.subdirs))
+                          for v in _file_variants(spec.files[k][0]))]
+    if download_ok and os.environ.get("CNNLAB_NO_DOWNLOAD", "") in ("", "0"):
+        download(spec.name, dest=root, progress=progress)
+        files = find_files(root, spec.name)
+        if files:
+            return files
+    if not any(root.iterdir()):
+        have = "is empty"
+    else:
+        have = f"lacks {', '.join(missing)}" if missing else "does not hold all four files"
+    raise DataNotFoundError(f"the data folder {root} {have} (regular files, gzipped or not) "
+                            f"of {spec.title}; it is used or refused, never swapped for "
+                            f"another copy (name no folder to search the usual places); "
+                            f"{how_to_get(spec.name)}")

@@ -1,9 +1,11 @@
 """Batched image transforms: resize and augmentation on whole (B, C, H, W) batches.
 
 Everything here acts on a whole batch with a few tensor ops on the batch's own
-device -- no per-sample Python loop -- and draws its random numbers from a
-CPU ``torch.Generator`` (a few numbers per sample), so the same seed gives the
-same augmentation on CPU and GPU.
+device -- no per-sample Python loop. The random numbers (a few per sample) are
+drawn on the batch's device from the generator passed in: with a generator on
+that device (:func:`device_generator`) a GPU batch needs no copy from the host
+and no host sync. The same seed gives the same augmentation on the same kind of
+device (CUDA's generator is not the CPU's, so the two draw different numbers).
 
 Example:
     >>> import torch
@@ -17,17 +19,18 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize", "resize_uint8", "interpolation_matrix", "interpolation_band",
-           "random_crop", "random_flip", "random_erase", "AUGMENTS", "parse_augment"]
+from cnnlab.data.names import AUGMENTS, parse_augment
 
-AUGMENTS = ("crop", "flip", "erase")
+__all__ = ["resize", "resize_uint8", "interpolation_matrix", "interpolation_band",
+           "random_crop", "random_flip", "random_erase", "device_generator", "AUGMENTS",
+           "parse_augment"]
+
 
 
 @functools.lru_cache(maxsize=32)
@@ -116,23 +119,48 @@ def resize_uint8(X: torch.Tensor, size: tuple[int, int], scale: float = 1 / 255,
 
     h, w = X.shape[-2:]
     H, W = size
-    lib = native.load() if X.device.type == "cpu" and X.dtype == torch.uint8 else None
-    if lib is None or X.dim() != 4 or X.numel() == 0:
+    if (X.dim() != 4 or X.numel() == 0 or not native.available()
+            or X.device.type != "cpu" or X.dtype != torch.uint8):
         out = X.to(torch.float32).mul_(scale)
         if shift:
             out.add_(shift)
         return resize(out, size)
-    src = X.contiguous()
+    from cnnlab.native import ops  # the custom op checks every buffer before C sees it
+
     ys, wy = interpolation_band(h, H)
     xs, wx = interpolation_band(w, W)
-    out = torch.empty(*X.shape[:2], H, W, dtype=torch.float32)
-    n = X.shape[0] * X.shape[1]
-    f32, i32 = ctypes.c_float, ctypes.c_int32
-    lib.cnnlab_resample_u8(native.ptr(src, ctypes.c_uint8), native.ptr(out, f32), n,
-                           h, w, H, W, native.ptr(ys, i32), native.ptr(wy, f32), wy.shape[1],
-                           native.ptr(xs, i32), native.ptr(wx, f32), wx.shape[1],
-                           float(scale), float(shift))
-    return out
+    return ops.resample_u8(X, ys, wy, xs, wx, float(scale), float(shift))
+
+
+def device_generator(device: str | torch.device, seed: int) -> torch.Generator:
+    """A generator seeded with ``seed`` that lives on ``device`` (CUDA, MPS, ...).
+
+    Augmentation drawn from it stays on the device: no host-to-device copy per
+    batch. For the CPU (and devices without generators, such as ``meta``) it is
+    a CPU generator.
+
+    Example:
+        >>> device_generator("cpu", 7).initial_seed(), device_generator("meta", 7).device
+        (7, device(type='cpu'))
+    """
+    device = torch.device(device)
+    if device.type not in ("cpu", "meta"):
+        try:
+            return torch.Generator(device=device).manual_seed(int(seed))
+        except RuntimeError:  # a device type without its own generator
+            pass
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _draw_on(X: torch.Tensor, generator: torch.Generator) -> torch.device:
+    # Draw on X's device when the generator lives there (no copy). A generator elsewhere
+    # (a CPU one with a GPU batch) draws where it lives, and the numbers are copied.
+    # meta tensors hold no values: any generator serves.
+    g = generator.device
+    if X.device.type == "meta" or (g.type == X.device.type
+                                   and g.index in (None, X.device.index)):
+        return X.device
+    return generator.device
 
 
 def random_crop(X: torch.Tensor, padding: int, generator: torch.Generator,
@@ -150,7 +178,8 @@ def random_crop(X: torch.Tensor, padding: int, generator: torch.Generator,
         padded = F.pad(X, (padding,) * 4)
     else:  # reflect padding needs a float tensor
         padded = F.pad(X.float(), (padding,) * 4, mode=padding_mode).to(X.dtype)
-    offsets = torch.randint(0, 2 * padding + 1, (2, B), generator=generator).to(X.device)
+    offsets = torch.randint(0, 2 * padding + 1, (2, B), generator=generator,
+                            device=_draw_on(X, generator)).to(X.device)
     rows = (offsets[0].view(B, 1) + torch.arange(H, device=X.device)).view(B, 1, H, 1)
     cols = (offsets[1].view(B, 1) + torch.arange(W, device=X.device)).view(B, 1, 1, W)
     Wp = W + 2 * padding
@@ -160,7 +189,8 @@ def random_crop(X: torch.Tensor, padding: int, generator: torch.Generator,
 
 def random_flip(X: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Flip each image left-right with probability ``p`` (drawn per sample)."""
-    flip = (torch.rand(X.shape[0], generator=generator) < p).to(X.device)
+    u = torch.rand(X.shape[0], generator=generator, device=_draw_on(X, generator))
+    flip = u.to(X.device) < p
     return torch.where(flip.view(-1, 1, 1, 1), X.flip(-1), X)
 
 
@@ -174,7 +204,7 @@ def random_erase(X: torch.Tensor, generator: torch.Generator, p: float = 0.5,
     rectangles are boolean masks built by broadcasting, one per sample.
     """
     B, _, H, W = X.shape
-    u = torch.rand(5, B, generator=generator)
+    u = torch.rand(5, B, generator=generator, device=_draw_on(X, generator)).to(X.device)
     area = (scale[0] + (scale[1] - scale[0]) * u[0]) * H * W
     log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[1]
     aspect = torch.exp(log_r)
@@ -184,27 +214,9 @@ def random_erase(X: torch.Tensor, generator: torch.Generator, p: float = 0.5,
     left = ((W - w + 1) * u[3]).floor()
     apply = u[4] < p
     dev = X.device
-    top, left, h, w, apply = (t.to(dev) for t in (top, left, h, w, apply))
     ys = torch.arange(H, device=dev).view(1, H, 1)
     xs = torch.arange(W, device=dev).view(1, 1, W)
     inside = ((ys >= top.view(B, 1, 1)) & (ys < (top + h).view(B, 1, 1))
               & (xs >= left.view(B, 1, 1)) & (xs < (left + w).view(B, 1, 1))
               & apply.view(B, 1, 1))
     return X.masked_fill(inside.unsqueeze(1), value)
-
-
-def parse_augment(augment) -> tuple[str, ...]:
-    """Normalise ``augment`` (None, ``"crop"``, ``"crop+flip"``, ``"crop,flip"``, a list)."""
-    from cnnlab.errors import ConfigError
-
-    if augment is None or augment is False or augment == "" or augment == "none":
-        return ()
-    if augment is True:
-        return ("crop", "flip")
-    parts = augment.replace("+", ",").split(",") if isinstance(augment, str) else list(augment)
-    names = tuple(str(p).strip().lower() for p in parts if str(p).strip())
-    bad = [n for n in names if n not in AUGMENTS]
-    if bad:
-        raise ConfigError(f"unknown augmentation {bad[0]!r}; use any of {', '.join(AUGMENTS)} "
-                          "joined by '+', e.g. augment='crop+flip'")
-    return tuple(dict.fromkeys(names))

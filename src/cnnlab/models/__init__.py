@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import cnnlab.models.fast  # noqa: F401  (issue 7: the fastnet family of the recipes)
+import cnnlab.models.fast  # noqa: F401  (the fastnet family of the recipes)
 from cnnlab.models import alexnet, densenet, googlenet, lenet, nin, regnet, resnet, vgg  # noqa: F401
 from cnnlab.models._common import init_cnn
 from cnnlab.models.registry import (

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int
+from cnnlab.ops.shape import output_side
 
 
 @torch.no_grad()
@@ -54,8 +56,11 @@ def pooled_head(num_channels: int, num_classes: int) -> nn.Sequential:
 
 
 def conv_out(n: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
-    """Output side of a convolution or pooling window (book 7.3): floor((n - k + 2p + s) / s)."""
-    return (n - kernel_size + 2 * padding + stride) // stride
+    """Output side of a convolution or pooling window (book 7.3); may be < 1 (too small).
+
+    :func:`cnnlab.ops.shape.output_side` with the argument order of the model files.
+    """
+    return output_side(n, kernel_size, padding=padding, stride=stride)
 
 
 def smallest_side(side_fn: Callable[[int], int], limit: int = 4096) -> int:
@@ -79,8 +84,7 @@ def smallest_side(side_fn: Callable[[int], int], limit: int = 4096) -> int:
 def check_positive(**values: int) -> None:
     """Raise ConfigError unless every value is a positive int (num_classes, in_channels...)."""
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        check_int(key, value)
 
 
 def as_arch(arch: Iterable, width: int, what: str) -> tuple:
@@ -103,7 +107,7 @@ def require_side(model_name: str, input_size: int, side_fn: Callable[[int], int]
     if side < 1:
         least = smallest_side(side_fn)
         raise ConfigError(f"{model_name} needs inputs of at least {least}x{least}, got "
-                          f"{input_size}x{input_size}; pass --resize {book_size}")
+                          f"{input_size}x{input_size}; resize the images (resize={book_size})")
     return side
 
 
@@ -112,7 +116,7 @@ def check_min_side(model_name: str, X: torch.Tensor, least: int, book_size: int)
     h, w = int(X.shape[-2]), int(X.shape[-1])
     if min(h, w) < least:
         raise ConfigError(f"{model_name} needs inputs of at least {least}x{least}, got "
-                          f"{h}x{w}; pass --resize {book_size}")
+                          f"{h}x{w}; resize the images (resize={book_size})")
 
 
 def check_input_side(model_name: str, X: torch.Tensor, built_for: int,
@@ -132,6 +136,7 @@ def check_input_side(model_name: str, X: torch.Tensor, built_for: int,
         least = smallest_side(side_fn)
         if min(h, w) < least:
             raise ConfigError(f"{model_name} needs inputs of at least {least}x{least}, "
-                              f"got {h}x{w}; pass --resize {built_for}")
+                              f"got {h}x{w}; resize the images (resize={built_for})")
         raise ConfigError(f"{model_name} was built for {built_for}x{built_for} inputs, got "
-                          f"{h}x{w}; pass --resize {built_for} or build it with input_size={h}")
+                          f"{h}x{w}; resize the images (resize={built_for}) or build it with "
+                          f"input_size={h}")

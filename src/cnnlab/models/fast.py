@@ -1,4 +1,4 @@
-"""Small BN-ReLU networks for time-to-accuracy on Fashion-MNIST at 28x28 (issue 7).
+"""Small BN-ReLU networks for time-to-accuracy on Fashion-MNIST at 28x28 (train/recipes.py).
 
 Not a book model: the book's networks were designed for accuracy at 224x224 (or
 96x96), not for a few CPU-seconds per epoch. ``fastnet`` follows the shape of the
@@ -33,7 +33,7 @@ def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
-class Residual(nn.Module):
+class ResidualPair(nn.Module):
     """X + (conv-BN-ReLU twice)(X): the residual pair of Page's ResNet-9."""
 
     def __init__(self, num_channels: int) -> None:
@@ -75,7 +75,7 @@ class FastNet(nn.Module):
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
             layers = [*conv_bn(c_in, c_out), nn.MaxPool2d(2)]
             if i in residual:
-                layers.append(Residual(c_out))
+                layers.append(ResidualPair(c_out))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveMaxPool2d(1)

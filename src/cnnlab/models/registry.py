@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
@@ -104,13 +105,19 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, scratch
     ``input_size`` (pixels, square) may always be given: models whose first Linear
     follows a fixed flatten (LeNet, AlexNet, VGG) are built for it; the others only
     check that it is not too small. ``scratch=True`` swaps conv and pooling layers
-    for cnnlab's from-scratch ones (:func:`cnnlab.models.to_scratch`).
+    for cnnlab's from-scratch ones (:func:`cnnlab.models.to_scratch`). ``name`` may also be
+    a folder written by ``cnnlab export --to safetensors`` (a ``Path``, or a string with a
+    ``/``, e.g. ``"./lenet-export"``): the trained model, in eval mode.
 
     Example:
         >>> net = create_model("vgg11-narrow", in_channels=3, num_classes=5, input_size=64)
         >>> import torch; net(torch.zeros(2, 3, 64, 64)).shape
         torch.Size([2, 5])
     """
+    from cnnlab.models.pretrained import is_model_folder, load_folder
+
+    if is_model_folder(name):  # a folder of `cnnlab export --to safetensors`: in eval mode
+        return load_folder(name)[0]
     info = get_model_info(name)
     check_positive(num_classes=num_classes, in_channels=in_channels)
     input_size = kwargs.pop("input_size", None)
@@ -119,9 +126,24 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, scratch
         least = min_input_size(name, **kwargs)
         if input_size < least:
             raise ConfigError(f"{name} needs inputs of at least {least}x{least}, got "
-                              f"{input_size}x{input_size}; pass --resize {info.input_size}")
+                              f"{input_size}x{input_size}; use the book's {info.input_size}x"
+                              f"{info.input_size} (input_size={info.input_size}; "
+                              f"resize={info.input_size} for the data)")
         if _accepts(info.fn, "input_size"):
             kwargs["input_size"] = input_size
+    if not isinstance(scratch, bool):
+        raise ConfigError(f"scratch must be True or False, got {scratch!r}")
+    if torch.get_default_device().type != "meta":
+        # the weights must fit before they are allocated: count them on the meta device
+        # (an input_size of 10**6 gives LeNet a Linear layer of 6e13 weights)
+        from cnnlab.guards import check_memory
+
+        with torch.device("meta"):
+            probe = _build(info, num_classes=num_classes, in_channels=in_channels, **kwargs)
+        check_memory(sum(p.numel() * p.element_size() for p in probe.parameters()),
+                     f"the weights of {name} (input_size={input_size}, "
+                     f"num_classes={num_classes}, in_channels={in_channels})",
+                     "use a smaller input_size= (resize=) or num_classes=")
     model = _build(info, num_classes=num_classes, in_channels=in_channels, **kwargs)
     if scratch:
         from cnnlab.models.scratch import to_scratch

@@ -18,8 +18,8 @@ Two ResNeXt block classes, the same layers and parameter names:
 
 Example:
     >>> import torch
-    >>> from cnnlab.models.resnet import Residual, ResNeXtBlock, resnet18
-    >>> Residual(3, 6, use_1x1conv=True, strides=2)(torch.zeros(4, 3, 6, 6)).shape
+    >>> from cnnlab.models.resnet import ResidualBlock, ResNeXtBlock, resnet18
+    >>> ResidualBlock(3, 6, use_1x1conv=True, strides=2)(torch.zeros(4, 3, 6, 6)).shape
     torch.Size([4, 6, 3, 3])
     >>> blk = ResNeXtBlock(32, 32, 16, 1)
     >>> blk(torch.zeros(4, 32, 96, 96)).shape, blk.conv2.groups
@@ -52,7 +52,7 @@ def _check_shortcut(in_channels: int, num_channels: int, use_1x1conv: bool, stri
                           f"stride {strides} needs use_1x1conv=True to reshape its shortcut")
 
 
-class Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """The book's residual block (fig. 8.6.3): conv3x3(stride) BN ReLU conv3x3 BN, + X, ReLU.
 
     With ``use_1x1conv`` the shortcut is a 1x1 conv with the same stride, so the
@@ -183,10 +183,10 @@ def stage(block_fn: BlockFn, in_channels: int, num_residuals: int, num_channels:
 
 
 class ResNet(nn.Sequential):
-    """stem, stage1 ... stageN, head; ``block_fn`` builds each block (default: Residual)."""
+    """stem, stage1 ... stageN, head; ``block_fn`` builds each block (default: ResidualBlock)."""
 
     def __init__(self, arch: Sequence[tuple[int, int]] = RESNET18_ARCH, num_classes: int = 10,
-                 in_channels: int = 1, *, block_fn: BlockFn = Residual,
+                 in_channels: int = 1, *, block_fn: BlockFn = ResidualBlock,
                  stem_channels: int = 64) -> None:
         check_positive(num_classes=num_classes, in_channels=in_channels)
         arch = as_arch(arch, 2, "resnet")

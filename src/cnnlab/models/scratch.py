@@ -5,6 +5,9 @@
 and ``ScratchAvgPool2d``, copying the weights. The state_dict keys stay the same,
 so weights load both ways. ``nn.AdaptiveAvgPool2d`` (global pooling) stays.
 
+:func:`swap_modules` / :func:`restore_modules` are the package's one way of replacing
+child modules (``to_scratch`` here, :func:`cnnlab.accel.accelerated`'s scoped swap).
+
 Example:
     >>> import torch
     >>> from cnnlab.models import create_model, to_scratch
@@ -17,6 +20,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from torch import nn
 
@@ -63,11 +68,68 @@ def to_scratch(model: nn.Module) -> nn.Module:
     """
     if type(model) in _SWAPS:  # a bare layer: nothing to replace it in, return the swap
         return _swap(model)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) in _SWAPS:
-                setattr(parent, name, _swap(child))
+    swap_modules(model, dict.fromkeys(_SWAPS, _swap))
     return model
+
+
+#: one replacement: (parent module, attribute name, the module that was there)
+Swap = tuple[nn.Module, str, nn.Module]
+
+
+def swap_modules(model: nn.Module,
+                 replace: Mapping[type, Callable[[nn.Module], nn.Module | None]]
+                 | Callable[[nn.Module], nn.Module | None]) -> list[Swap]:
+    """Replace, in place, the submodules of ``model`` (not ``model`` itself) that ``replace``
+    maps to a new module; return what was replaced, for :func:`restore_modules`.
+
+    ``replace``: a mapping from an exact module type to a factory, or a function of the
+    module; either returns the new module or None to keep the old one. A module
+    registered in several places (shared) is replaced by one shared new module. All or
+    nothing: if a factory raises, the swaps made so far are undone first.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.ReLU(), nn.Sequential(nn.ReLU()))
+        >>> done = swap_modules(net, {nn.ReLU: lambda m: nn.Tanh()})
+        >>> [type(m).__name__ for m in net.modules()]
+        ['Sequential', 'Tanh', 'Sequential', 'Tanh']
+        >>> restore_modules(done)
+        >>> [type(m).__name__ for m in net.modules()]
+        ['Sequential', 'ReLU', 'Sequential', 'ReLU']
+    """
+    if isinstance(replace, Mapping):
+        table = replace
+
+        def replace(m: nn.Module) -> nn.Module | None:
+            factory = table.get(type(m))
+            return None if factory is None else factory(m)
+
+    done: list[Swap] = []
+    new_for: dict[int, nn.Module | None] = {}
+
+    def walk(parent: nn.Module) -> None:
+        for name, child in list(parent.named_children()):
+            if id(child) not in new_for:
+                new_for[id(child)] = replace(child)
+            new = new_for[id(child)]
+            if new is not None and new is not child:
+                setattr(parent, name, new)
+                done.append((parent, name, child))
+            else:  # a replaced module's own children are not visited
+                walk(child)
+
+    try:
+        walk(model)
+    except BaseException:
+        restore_modules(done)
+        raise
+    return done
+
+
+def restore_modules(swaps: list[Swap]) -> None:
+    """Put back the modules :func:`swap_modules` replaced (latest first)."""
+    for parent, name, old in reversed(swaps):
+        setattr(parent, name, old)
 
 
 def _swap(old: nn.Module) -> nn.Module:

@@ -1,22 +1,29 @@
 """The optional native kernels: ``kernels.c`` and ``conv.c``, compiled once per machine
-into one library, loaded with ctypes.
+into one library, loaded with ctypes and reached only through the PyTorch custom ops of
+:mod:`cnnlab.native.ops`.
 
 Why C: some hot loops of cnnlab are memory-bound passes that PyTorch can only
 express as several full passes over a large tensor (the uint8 -> float resize of a
-whole batch writes 25 MB at 224x224; as two matrix products it costs 4x the time of
-writing the output once); the small convolutions of LeNet-sized layers run far
-below the CPU's rate in oneDNN. The C files have no PyTorch headers, so they build
-in about a second with the system's C compiler (``cc``; Debian: ``apt-get install gcc``)
+whole batch, as two matrix products, writes the large output several times instead
+of once); the small convolutions of LeNet-sized layers run far below the CPU's rate
+in oneDNN. The C files have no PyTorch headers, so they build in seconds with the
+system's C compiler (``cc``; Debian: ``apt-get install gcc``)
 into the user cache (``~/.cache/cnnlab/native``, or ``$CNNLAB_CACHE``), named by
-the sources' hash and the machine, and written atomically.
+the sources' hash and the machine, and written atomically. They use AVX intrinsics,
+so they are built on x86-64 Linux only; elsewhere :func:`status` says why and the
+PyTorch paths run.
 
-Everything that uses it has a pure-PyTorch fallback with the same results (tested),
-taken when no compiler is found, the build fails, or ``CNNLAB_NATIVE=0``.
+The boundary (:mod:`cnnlab.native.ops`): every call into C is one of the custom ops
+``torch.ops.cnnlab.*`` (``torch.library.custom_op``, with fake kernels for
+``torch.compile`` and registered gradients); one function there checks device, dtype,
+contiguity and sizes before any address is handed to C. Every op computes its result
+with PyTorch when the library is missing (no compiler, failed build, not x86-64,
+``CNNLAB_NATIVE=0``) or a kernel declines (unsupported sizes, out of memory).
 
 Example:
     >>> from cnnlab import native
-    >>> lib = native.load()  # None where no C compiler is available
-    >>> lib is None or lib.cnnlab_native_version() >= 1
+    >>> lib = native.load()  # None where the kernels cannot be built here
+    >>> lib is None or lib.cnnlab_native_version() >= 2
     True
 """
 
@@ -32,28 +39,33 @@ import tempfile
 import threading
 from pathlib import Path
 
-import torch
-
-__all__ = ["load", "available", "status", "ptr"]
+__all__ = ["load", "available", "status", "X86_64"]
 
 SOURCES = (Path(__file__).with_name("kernels.c"), Path(__file__).with_name("conv.c"))
+HEADERS = (Path(__file__).with_name("alloc.h"),)  # part of the build's hash, not compiled
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
 _why = "not loaded yet"
 
-# Pointer arguments are declared void* and passed as plain addresses (ptr()): a
-# ctypes.cast per argument cost ~5 us, ~0.15 ms of a LeNet step's 27 pointers.
+# The machines the kernels are written for (AVX/AVX2 intrinsics; the library is
+# compiled with -march=native, and entry points without AVX2 decline at run time).
+X86_64 = ("x86_64", "amd64")
+
+# Pointer arguments are declared void* and passed as plain addresses
+# (cnnlab.native.ops._ptr, after its checks): a ctypes.cast per argument costs
+# microseconds, a tenth of a millisecond over a LeNet step's pointers.
 _i32p = _f32p = _u8p = ctypes.c_void_p
 _SIGNATURES = {
     "cnnlab_native_version": ([], ctypes.c_int),
     "cnnlab_resample_u8": ([_u8p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
                             ctypes.c_int, ctypes.c_int, _i32p, _f32p, ctypes.c_int,
-                            _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float], None),
+                            _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float],
+                           ctypes.c_int),
     "cnnlab_sigmoid_avgpool_fwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
-                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
+                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
     "cnnlab_sigmoid_avgpool_bwd": ([_f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
-                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], None),
+                                    ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int),
     "cnnlab_conv_fwd": ([_f32p, _f32p, _f32p, _f32p, ctypes.c_int64, ctypes.c_int,
                          ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
                         ctypes.c_int),
@@ -78,8 +90,9 @@ def _compiler() -> str | None:
     return None
 
 
-def _build(cc: str, target: Path) -> None:
-    """Compile SOURCES into ``target`` (temp file in the same folder, then rename)."""
+def _build(cc: str, target: Path, defines: tuple[str, ...] = ()) -> None:
+    """Compile SOURCES into ``target`` (temp file in the same folder, then rename).
+    ``defines``: extra ``-D`` macros (tests: ``CNNLAB_TEST_NO_MEMORY``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
@@ -87,7 +100,7 @@ def _build(cc: str, target: Path) -> None:
     # cache name carries the CPU's identity); -fopenmp links libgomp, which resolves
     # to the copy torch has already loaded.
     cmd = [cc, "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC",
-           "-std=c99", *map(str, SOURCES), "-o", tmp]
+           "-std=c99", *(f"-D{d}" for d in defines), *map(str, SOURCES), "-o", tmp]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
@@ -110,6 +123,15 @@ def _cpu_id() -> str:
     return hashlib.sha256(f"{platform.machine()}{model}".encode()).hexdigest()[:12]
 
 
+def _open(path: Path) -> ctypes.CDLL:
+    """Load a built library and declare its entry points' C signatures."""
+    lib = ctypes.CDLL(str(path))
+    for name, (args, res) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, res
+    return lib
+
+
 def load() -> ctypes.CDLL | None:
     """The compiled library, building it on first use; None where that is not possible."""
     global _lib, _tried, _why
@@ -122,10 +144,15 @@ def load() -> ctypes.CDLL | None:
         if os.environ.get("CNNLAB_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
             _why = "disabled by CNNLAB_NATIVE=0"
             return None
+        if platform.machine().lower() not in X86_64:
+            _why = (f"native kernels are x86-64 only (this is {platform.machine() or 'unknown'}"
+                    "); the PyTorch paths run")
+            return None
         if platform.system() != "Linux":
             _why = f"native kernels are built on Linux only (this is {platform.system()})"
             return None
-        digest = hashlib.sha256(b"".join(s.read_bytes() for s in SOURCES)).hexdigest()[:16]
+        digest = hashlib.sha256(b"".join(s.read_bytes() for s in (*SOURCES, *HEADERS))
+                                ).hexdigest()[:16]
         cpu = _cpu_id()
         target = _cache_dir() / f"cnnlab_native-{digest}-{cpu}.so"
         try:
@@ -138,10 +165,7 @@ def load() -> ctypes.CDLL | None:
                 for old in target.parent.glob(f"cnnlab_native-*-{cpu}.so"):
                     if old != target:  # builds of earlier sources
                         old.unlink(missing_ok=True)
-            lib = ctypes.CDLL(str(target))
-            for name, (args, res) in _SIGNATURES.items():
-                fn = getattr(lib, name)
-                fn.argtypes, fn.restype = args, res
+            lib = _open(target)
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             _why = f"native kernels unavailable: {e}"
             return None
@@ -158,16 +182,3 @@ def status() -> str:
     """One line: where the library was loaded from, or why it was not."""
     load()
     return _why
-
-
-_DTYPES = {ctypes.c_float: torch.float32, ctypes.c_int32: torch.int32,
-           ctypes.c_uint8: torch.uint8}
-
-
-def ptr(t: torch.Tensor, ctype) -> int:
-    """The address of the first element of a contiguous CPU tensor of C type ``ctype``
-    (``ctypes.c_float``, ``c_int32`` or ``c_uint8``), for the library's void* arguments.
-    The caller keeps ``t`` alive for the call."""
-    if t.dtype is not _DTYPES[ctype]:
-        raise TypeError(f"a {ctype.__name__} buffer was expected, got a {t.dtype} tensor")
-    return t.data_ptr()

@@ -7,6 +7,7 @@
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
+#include "alloc.h"
 
 /* ---------------------------------------------------------------------------
  * Small stride-1 convolutions in NHWC memory (torch.channels_last): X (B, H, W, Cin)
@@ -144,7 +145,8 @@ static inline int conv_sizes_ok(int Cin, int M, int k, int p, int Ho, int Wo)
 }
 
 /* Y = conv(X, W) + bias; bias holds Mp floats (zeros for none). Returns 0, or -1 when
- * this build or these sizes are not supported (the caller then uses PyTorch). */
+ * this build or these sizes are not supported or memory ran out (the caller then uses
+ * PyTorch). */
 int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y,
                     int64_t B, int H, int W, int Cin, int M, int k, int p)
 {
@@ -152,11 +154,17 @@ int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y
     const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nv = (M + 7) / 8;
     if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
+    int failed = 0;
     #pragma omp parallel
     {
-        float *xp = (float *)malloc(sizeof(float) * (size_t)Hp * Wp * Cin);
+        float *xp = (float *)CNNLAB_MALLOC(sizeof(float) * (size_t)Hp * Wp * Cin);
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
+            if (xp == NULL) {  /* out of memory: this thread's images are left undone */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
             pad_image(X + b * (int64_t)H * W * Cin, xp, H, W, Cin, p);
             float *y0 = Y + b * (int64_t)Ho * Wo * M;
             /* k and nv as constants, so that the loops unroll and the
@@ -167,7 +175,7 @@ int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y
         }
         free(xp);
     }
-    return 0;
+    return failed ? -1 : 0;
 #else
     (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)Cin; (void)M;
     (void)k; (void)p;
@@ -226,7 +234,8 @@ CNNLAB_INLINE void wgrad_image(const float *xp, int Wp, int Cin, const float *dy
 #endif
 
 /* dWt (k*k*Cin, Mp) and db (Mp), overwritten: the weight and bias gradients of
- * cnnlab_conv_fwd for the output gradient dY (NHWC). Returns 0 or -1. */
+ * cnnlab_conv_fwd for the output gradient dY (NHWC). Returns 0, or -1 (as
+ * cnnlab_conv_fwd). */
 int cnnlab_conv_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B,
                       int H, int W, int Cin, int M, int k, int p)
 {
@@ -237,27 +246,36 @@ int cnnlab_conv_wgrad(const float *X, const float *dY, float *dWt, float *db, in
     if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
     memset(dWt, 0, sizeof(float) * nw);
     memset(db, 0, sizeof(float) * (size_t)Mp);
+    int failed = 0;
     #pragma omp parallel
     {
-        float *xp = (float *)malloc(sizeof(float) * ((size_t)Hp * Wp * Cin + nw + (size_t)Mp));
-        float *dw = xp + (size_t)Hp * Wp * Cin, *dbl = dw + nw;
-        memset(dw, 0, sizeof(float) * (nw + (size_t)Mp));
+        float *xp = (float *)CNNLAB_MALLOC(sizeof(float)
+                                           * ((size_t)Hp * Wp * Cin + nw + (size_t)Mp));
+        float *dw = xp ? xp + (size_t)Hp * Wp * Cin : NULL, *dbl = dw ? dw + nw : NULL;
+        if (xp != NULL) memset(dw, 0, sizeof(float) * (nw + (size_t)Mp));
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
+            if (xp == NULL) {  /* out of memory: the sums would be incomplete */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
             pad_image(X + b * (int64_t)H * W * Cin, xp, H, W, Cin, p);
             const float *dy = dY + b * (int64_t)Ho * Wo * M;
 #define CNNLAB_WG(K, NV) wgrad_image(xp, Wp, Cin, dy, dw, dbl, Ho, Wo, M, K, NV)
             CNNLAB_DISPATCH(CNNLAB_WG);
 #undef CNNLAB_WG
         }
-        #pragma omp critical
-        {
-            for (size_t i = 0; i < nw; i++) dWt[i] += dw[i];
-            for (int i = 0; i < Mp; i++) db[i] += dbl[i];
+        if (xp != NULL) {
+            #pragma omp critical
+            {
+                for (size_t i = 0; i < nw; i++) dWt[i] += dw[i];
+                for (int i = 0; i < Mp; i++) db[i] += dbl[i];
+            }
         }
         free(xp);
     }
-    return 0;
+    return failed ? -1 : 0;
 #else
     (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)Cin; (void)M;
     (void)k; (void)p;
@@ -367,7 +385,7 @@ int cnnlab_conv_dgrad(const float *dY, const float *Wc, float *dX, int64_t B, in
     const size_t stride = (size_t)(Wp * Cin + 7) / 8 * 8 + (size_t)NV * 8;
     const size_t nw = (size_t)k * M * 8 * NV * 8;
     float *wph = NULL;
-    if (posix_memalign((void **)&wph, 32, sizeof(float) * nw) != 0) return -1;
+    if (CNNLAB_MEMALIGN((void **)&wph, 32, sizeof(float) * nw) != 0) return -1;
     memset(wph, 0, sizeof(float) * nw);
     for (int ky = 0; ky < k; ky++)
         for (int m = 0; m < M; m++)
@@ -381,7 +399,7 @@ int cnnlab_conv_dgrad(const float *dY, const float *Wc, float *dX, int64_t B, in
     #pragma omp parallel
     {
         float *gx = NULL;  /* 32-byte aligned rows: aligned vector loads and stores */
-        if (posix_memalign((void **)&gx, 32, sizeof(float) * (size_t)Hp * stride) != 0)
+        if (CNNLAB_MEMALIGN((void **)&gx, 32, sizeof(float) * (size_t)Hp * stride) != 0)
             gx = NULL;
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {

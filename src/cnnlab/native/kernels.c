@@ -1,8 +1,10 @@
 /* cnnlab native CPU kernels, compiled on first use by cnnlab/native/__init__.py.
  *
  * Plain C99 + OpenMP, no PyTorch headers: the Python side passes pointers to
- * contiguous tensors (ctypes), so this builds in about a second with the system
- * compiler. OpenMP resolves to the libgomp that torch has already loaded, so
+ * contiguous CPU tensors (ctypes, only from the custom ops of cnnlab/native/ops.py,
+ * after one check of device, dtype, contiguity and sizes), so this builds in about a
+ * second with the system compiler. Every entry point that allocates returns 0, or -1
+ * when an allocation failed (the caller then computes the result with PyTorch). OpenMP resolves to the libgomp that torch has already loaded, so
  * these loops share torch's thread pool and its torch.set_num_threads setting.
  */
 #include <stdint.h>
@@ -11,6 +13,7 @@
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
+#include "alloc.h"
 
 /* Copy a finished row (in L1) to its place in a large output with non-temporal
  * stores where the CPU has them and the row is 32-byte aligned: the output of a
@@ -27,7 +30,7 @@ static void store_row(float *dst, const float *row, int n)
     memcpy(dst, row, sizeof(float) * (size_t)n);
 }
 
-int cnnlab_native_version(void) { return 1; }
+int cnnlab_native_version(void) { return 2; }
 
 /* Separable resampling of n uint8 images (h, w) to float (H, W).
  *
@@ -37,18 +40,25 @@ int cnnlab_native_version(void) { return 1; }
  * Horizontal pass into a per-thread (h, W) buffer, then the vertical pass, whose
  * inner loop over x is contiguous: the output is written once.
  */
-void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w, int H, int W,
-                        const int32_t *ys, const float *wy, int ky,
-                        const int32_t *xs, const float *wx, int kx,
-                        float scale, float shift)
+int cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w, int H, int W,
+                       const int32_t *ys, const float *wy, int ky,
+                       const int32_t *xs, const float *wx, int kx,
+                       float scale, float shift)
 {
+    int failed = 0;
     #pragma omp parallel
     {
         /* per thread: the image as float (h, w), the horizontal pass (h, W), one output row */
-        float *buf = (float *)malloc(sizeof(float) * ((size_t)h * w + ((size_t)h + 1) * W));
+        float *buf = (float *)CNNLAB_MALLOC(sizeof(float)
+                                            * ((size_t)h * w + ((size_t)h + 1) * W));
         float *img = buf, *tmp = buf + (size_t)h * w, *o = tmp + (size_t)h * W;
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < n; b++) {
+            if (buf == NULL) {  /* out of memory: this thread's images are left undone */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
             const uint8_t *s = src + b * (int64_t)h * w;
             float *d = dst + b * (int64_t)H * W;
             for (int64_t i = 0; i < (int64_t)h * w; i++) img[i] = (float)s[i] * scale;
@@ -102,6 +112,7 @@ void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w,
 #endif
         free(buf);
     }
+    return failed ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -121,7 +132,7 @@ void cnnlab_resample_u8(const uint8_t *src, float *dst, int64_t n, int h, int w,
 /* s = 1 / (1 + exp(-z)) on nv vectors of 8 floats (nv a compile-time constant), each
  * step applied to all nv before the next: one vector's exp is a ~70-cycle chain of
  * dependent operations, more than Zen 1's scheduler overlaps across loop iterations,
- * so 4 vectors in lockstep ran 1.44 ns per value against 2.0 one at a time (one core).
+ * so stepping 4 vectors in lockstep hides most of that latency (benchmarks/results/lenet.md).
  * exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (split in two constants),
  * p a degree-6 polynomial (Cephes' expf coefficients): ~1 ulp. The reciprocal is an
  * estimate and one Newton step (~1e-7 relative) instead of a division, which is slow
@@ -180,17 +191,24 @@ static void sigmoid_row(const float *z, float *s, int n)
 
 /* P = avgpool_k(sigmoid(Z)), and S = sigmoid(Z) (what the backward needs, as
  * torch's sigmoid keeps its output). S has Z's layout; rows past Ho*k are written too. */
-void cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t planes, int H,
-                                int W, int C, int k)
+int cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t planes, int H,
+                               int W, int C, int k)
 {
     const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
     const float inv = 1.f / (float)(k * k);
+    int failed = 0;
     #pragma omp parallel
     {
-        float *acc = (float *)malloc(sizeof(float) * (size_t)row);
+        /* the vertical window sums (k > 2 only) */
+        float *acc = k == 2 ? NULL : (float *)CNNLAB_MALLOC(sizeof(float) * (size_t)row);
         #pragma omp for schedule(static)
         for (int64_t t = 0; t < planes * Ho; t++) {
             const int64_t plane = t / Ho, oh = t % Ho;
+            if (k != 2 && acc == NULL) {  /* out of memory */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
             const int64_t off = (plane * H + oh * k) * (int64_t)row;
             for (int r = 0; r < k; r++) sigmoid_row(Z + off + (int64_t)r * row,
                                                     S + off + (int64_t)r * row, row);
@@ -225,19 +243,26 @@ void cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t plan
             }
         free(acc);
     }
+    return failed ? -1 : 0;
 }
 
-void cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int64_t planes,
-                                int H, int W, int C, int k)
+int cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int64_t planes,
+                               int H, int W, int C, int k)
 {
     const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
     const float inv = 1.f / (float)(k * k);
+    int failed = 0;
     #pragma omp parallel
     {
-        float *ge = (float *)malloc(sizeof(float) * (size_t)row);
+        float *ge = (float *)CNNLAB_MALLOC(sizeof(float) * (size_t)row);
         #pragma omp for schedule(static)
         for (int64_t t = 0; t < planes * Ho; t++) {
             const int64_t plane = t / Ho, oh = t % Ho;
+            if (ge == NULL) {  /* out of memory */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
             /* the window gradient spread over its k pixels (zero past Wo*k), / k^2 */
             const float *g = dP + t * (int64_t)orow;
             for (int ow = 0; ow < Wo; ow++)
@@ -260,4 +285,5 @@ void cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int6
             }
         free(ge);
     }
+    return failed ? -1 : 0;
 }

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import ConfigError
-from cnnlab.ops.shape import IntOrPair, nonnegative_pair, positive_pair
+from cnnlab.guards import check_int
+from cnnlab.ops.shape import IntOrPair, nonnegative_pair, output_side, positive_pair
 
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right), in pixels
 
@@ -167,8 +168,7 @@ def conv2d(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if unbatched:
         X = X.unsqueeze(0)
     stride_, dilation_ = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ConfigError(f"groups must be an int >= 1, got {groups!r}")
+    check_int("groups", groups)
     O, Cg, kh, kw = weight.shape
     C = X.shape[1]
     if min(weight.shape) < 1:
@@ -192,7 +192,7 @@ def conv2d(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         raise ConfigError(
             f"kernel {(kh, kw)} (dilation {dilation_}, span {span}) is larger than the padded "
             f"input {padded} of X {tuple(X.shape)}; use a smaller kernel or more padding")
-    out_hw = ((padded[0] - span[0]) // stride_[0] + 1, (padded[1] - span[1]) // stride_[1] + 1)
+    out_hw = tuple(output_side(padded[i], (kh, kw)[i], 0, stride_[i], dilation_[i]) for i in (0, 1))
     if X.dtype != weight.dtype or (bias is not None and bias.dtype != X.dtype):
         raise ConfigError(f"X, weight and bias must share one dtype, got {X.dtype}, "
                           f"{weight.dtype}" + (f", {bias.dtype}" if bias is not None else ""))

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import ConfigError
-from cnnlab.ops.shape import IntOrPair, nonnegative_pair, positive_pair
+from cnnlab.ops.shape import IntOrPair, nonnegative_pair, output_side, positive_pair
 
 
 def _pool_setup(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | None,
@@ -63,12 +63,10 @@ def _pool_setup(X: torch.Tensor, kernel_size: IntOrPair, stride: IntOrPair | Non
                           f"input {(H + 2 * p[0], W + 2 * p[1])} of X {tuple(X.shape)}; use a "
                           "smaller kernel or more padding")
     out, extra = [], []
-    for n, ki, si, pi in ((H, span[0], s[0], p[0]), (W, span[1], s[1], p[1])):
-        o = (n + 2 * pi - ki + (si - 1 if ceil_mode else 0)) // si + 1
-        if ceil_mode and (o - 1) * si >= n + pi:
-            o -= 1
+    for i, n in enumerate((H, W)):
+        o = output_side(n, k[i], p[i], s[i], d[i], ceil_mode=ceil_mode)
         out.append(o)
-        extra.append(max(0, (o - 1) * si + ki - (n + 2 * pi)))
+        extra.append(max(0, (o - 1) * s[i] + span[i] - (n + 2 * p[i])))
     return k, s, p, d, tuple(out), tuple(extra)
 
 

@@ -21,7 +21,17 @@ import torch
 from cnnlab.errors import ConfigError
 
 
+def _tensors(**named: object) -> None:
+    # a str or a list where a tensor belongs: one line naming the argument, not .dim()
+    for name, value in named.items():
+        if not isinstance(value, torch.Tensor):
+            raise ConfigError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
 def _check_2d(X: torch.Tensor, K: torch.Tensor | tuple[int, int], what: str) -> None:
+    _tensors(X=X)
+    if not isinstance(K, (torch.Tensor, tuple, list)):
+        raise ConfigError(f"{what} must be a tensor or a (height, width) pair, got {K!r}")
     if X.dim() != 2:
         raise ConfigError(f"X must be 2-D (height, width), got shape {tuple(X.shape)}")
     k = tuple(K.shape) if isinstance(K, torch.Tensor) else tuple(K)
@@ -55,6 +65,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         tensor([[ 56.,  72.],
                 [104., 120.]])
     """
+    _tensors(X=X, K=K)
     if X.dim() != 3 or K.dim() != 3 or X.shape[0] != K.shape[0]:
         raise ConfigError(
             f"X (channels, h, w) and K (channels, kh, kw) must be 3-D with the same number "
@@ -64,6 +75,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """One corr2d_multi_in per output channel: K (c_o, c_i, kh, kw) -> (c_o, h', w') (d2l 7.4.2)."""
+    _tensors(X=X, K=K)
     if K.dim() != 4:
         raise ConfigError(
             f"K must be 4-D (out_channels, in_channels, kh, kw), got shape {tuple(K.shape)}")
@@ -78,6 +90,7 @@ def corr2d_multi_in_out_1x1(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         >>> corr2d_multi_in_out_1x1(X, K)[:, 0, 0]
         tensor([3., 3.])
     """
+    _tensors(X=X, K=K)
     if X.dim() != 3 or K.dim() != 4 or K.shape[2:] != (1, 1) or K.shape[1] != X.shape[0]:
         raise ConfigError(
             f"need X (c_i, h, w) and K (c_o, c_i, 1, 1), got X {tuple(X.shape)} and "

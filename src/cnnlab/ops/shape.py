@@ -9,6 +9,12 @@ Example:
     (4, 4)
     >>> output_shape((8, 8), (3, 5), padding=(0, 1), stride=(3, 4))
     (2, 2)
+    >>> output_side(28, 5, padding=2)
+    28
+
+This module is the one place the formula is written: :func:`cnnlab.shapes.explain`,
+the model families' size arithmetic (``cnnlab.models._common.conv_out``) and the
+operators all call :func:`output_side` or :func:`output_shape`.
 """
 
 from __future__ import annotations
@@ -54,6 +60,22 @@ def nonnegative_pair(value: IntOrPair, name: str) -> tuple[int, int]:
     return result
 
 
+def output_side(n: int, kernel_size: int, padding: int = 0, stride: int = 1,
+                dilation: int = 1, ceil_mode: bool = False) -> int:
+    """One output side ``floor((n + 2p - d(k - 1) - 1) / s) + 1``, unchecked (d2l 7.3).
+
+    With ``d = 1`` this is the book's ``floor((n - k + 2p + s) / s)``. A kernel wider
+    than the padded input gives a side < 1; callers that need a valid size use
+    :func:`output_shape`, which checks. ``ceil_mode`` (pooling) rounds up instead, but,
+    as in PyTorch, drops a last window that would start in the right padding.
+    """
+    numerator = n + 2 * padding - dilation * (kernel_size - 1) - 1
+    if not ceil_mode:
+        return numerator // stride + 1
+    side = -(-numerator // stride) + 1
+    return side - 1 if (side - 1) * stride >= n + padding else side
+
+
 def output_shape(input_size: IntOrPair, kernel_size: IntOrPair, padding: IntOrPair = 0,
                  stride: IntOrPair = 1, dilation: IntOrPair = 1) -> tuple[int, int]:
     """Spatial output size ``(h, w)`` of a convolution or pooling window (d2l 7.3).
@@ -70,7 +92,7 @@ def output_shape(input_size: IntOrPair, kernel_size: IntOrPair, padding: IntOrPa
     p = nonnegative_pair(padding, "padding")
     s = positive_pair(stride, "stride")
     d = positive_pair(dilation, "dilation")
-    out = tuple((n[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+    out = tuple(output_side(n[i], k[i], p[i], s[i], d[i]) for i in range(2))
     if min(out) < 1:
         raise ConfigError(
             f"kernel_size {k} (dilation {d}) is larger than the padded input "

@@ -25,6 +25,8 @@ _LAZY = {
     "model_from_checkpoint": "cnnlab.train.checkpoint",
     "plot_curves": "cnnlab.train.plots",
     "plot_confusion": "cnnlab.train.plots",
+    "run_seeds": "cnnlab.train.seeds",
+    "lr_find": "cnnlab.train.lr_find",
 }
 
 __all__ = ["TrainConfig", *_LAZY]

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import random
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 
 from cnnlab.errors import CheckpointError
+from cnnlab.guards import open_regular, printable
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
@@ -47,15 +49,41 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:  # a full disk, a read-only folder: say which file, and what is kept
+    except (OSError, RuntimeError) as e:  # a full disk, a read-only folder: which file, what
+        # is kept. torch.save reports a failed write as a RuntimeError ("PytorchStreamWriter
+        # failed writing file ...: file write failed"), without the errno: ask the disk.
+        if isinstance(e, RuntimeError) and not _write_failed(e):
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        code = getattr(e, "errno", None) or _disk_errno(path.parent)  # before freeing tmp
         Path(tmp).unlink(missing_ok=True)
+        why = getattr(e, "strerror", None) or (os.strerror(code) if code else
+                                               "the write failed")
         kept = f"; {path} still holds the previous checkpoint" if path.exists() else ""
-        raise OSError(e.errno, f"cannot write checkpoint {path} ({e.strerror or e}){kept}"
-                      ) from e
+        raise OSError(code, f"cannot write checkpoint {path} ({why}){kept}") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _write_failed(e: RuntimeError) -> bool:
+    text = str(e)
+    return "PytorchStreamWriter" in text or "file write failed" in text \
+        or "unexpected pos" in text
+
+
+def _disk_errno(folder: Path) -> int:
+    """ENOSPC when ``folder``'s filesystem is full (or out of inodes), else EIO."""
+    import errno
+
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return errno.EIO
+    # a few blocks may stay free for root only; what is left for this user is f_bavail
+    full = st.f_bavail * st.f_frsize < 64 * 1024 or (st.f_files and st.f_favail == 0)
+    return errno.ENOSPC if full else errno.EIO
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -91,10 +119,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass {path / 'best.pt'} or "
                               f"{path / 'last.pt'}")
+    # a FIFO or a device would block torch.load forever: only regular files are opened;
+    # a file we may not read is said to be unreadable, not damaged
+    f = open_regular(path, "checkpoint", "pass the path of a best.pt or last.pt")
     try:
-        with warnings.catch_warnings():  # torch warns about odd pickle protocols: we refuse
+        with f, warnings.catch_warnings():  # torch warns about odd pickle protocols: we refuse
             warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location=map_location, weights_only=True)
+            state = torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(path, str(e))) from None
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
@@ -114,11 +145,87 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if missing or not isinstance(state["config"], dict):
         raise CheckpointError(
             f"{path} lacks the entries {missing or ['config']}; it is damaged, retrain")
-    bad = _malformed_entry(state)
+    bad = _malformed_entry(state) or _out_of_range(state)
     if bad:
         raise CheckpointError(f"{path} has a malformed {bad} entry; it is damaged or was not "
                               "written by cnnlab train, use another checkpoint or retrain")
+    for key, value in state["model"].items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{path} holds NaN or infinite weights ({printable(key)}); the run diverged "
+                "or the file is damaged: use an earlier checkpoint (best.pt) or retrain")
+    if state.get("classes"):  # names from a file reach the terminal: no escape sequences
+        state["classes"] = [printable(c) for c in state["classes"]]
     return state
+
+
+# Ranges of what cnnlab train writes (the largest book input is 224 pixels; a model
+# of a million classes or an image side of 8192 is beyond any run it makes).
+MAX_SIDE = 8192
+MAX_CLASSES = 100_000
+MAX_CHANNELS = 64
+_NUMBER_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                   "images_per_s")
+
+
+def _finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _out_of_range(state: dict[str, Any]) -> str | None:
+    """The first entry whose value cnnlab train cannot have written (with why), else None.
+
+    Types are checked by :func:`_malformed_entry`; this checks ranges and that the
+    entries agree with each other, so that a bad value is refused here, before it is
+    used (an image side of 0, a normalisation for 2 channels of a 1-channel model,
+    a history row that would be written to metrics.csv on resume).
+    """
+    from cnnlab.train.config import TrainConfig
+
+    if state["num_classes"] > MAX_CLASSES:
+        return f"num_classes ({state['num_classes']} > {MAX_CLASSES})"
+    if state["in_channels"] > MAX_CHANNELS:
+        return f"in_channels ({state['in_channels']} > {MAX_CHANNELS})"
+    if state["epoch"] > 10**7 or state.get("step", 0) > 2**62:
+        return "epoch/step (out of range)"
+    try:
+        cfg = TrainConfig.from_dict(state["config"]).validate()
+    except (TypeError, ValueError) as e:  # ConfigError is a ValueError
+        return f"config ({' '.join(str(e).split())[:160]})"
+    size = state.get("image_size")
+    if size is not None:
+        if any(s > MAX_SIDE for s in size):
+            return f"image_size ({list(size)}: sides must be 1..{MAX_SIDE})"
+        if cfg.resize is not None and cfg.resize > MAX_SIDE:
+            return f"config.resize ({cfg.resize} > {MAX_SIDE})"
+        if cfg.resize is not None and list(size) != [cfg.resize] * len(size):
+            return f"image_size ({list(size)} but config.resize is {cfg.resize})"
+    elif cfg.resize is None or cfg.resize > MAX_SIDE:
+        return f"config.resize ({cfg.resize!r}; with no image_size it must be 1..{MAX_SIDE})"
+    norm = state.get("normalization")
+    if norm is not None:
+        if len(norm["mean"]) != len(norm["std"]) or len(norm["mean"]) not in (
+                1, state["in_channels"]):
+            return (f"normalization ({len(norm['mean'])} means and {len(norm['std'])} stds "
+                    f"for {state['in_channels']} input channels)")
+        if not all(_finite_number(v) for v in [*norm["mean"], *norm["std"]]):
+            return "normalization (values must be finite numbers)"
+    if "best" in state and (state["best"] != state["best"] or state["best"] > 1):
+        return f"best ({state['best']!r}: an accuracy is at most 1)"
+    history = state.get("history") or []
+    if len(history) > state["epoch"]:
+        return f"history ({len(history)} rows for {state['epoch']} epochs)"
+    last = 0
+    for row in history:
+        epoch = row.get("epoch")
+        if not _is_int(epoch, least=last + 1) or epoch > state["epoch"]:
+            return f"history (row epoch {epoch!r} after {last}, of {state['epoch']} epochs)"
+        last = epoch
+        for key in _NUMBER_COLUMNS:
+            value = row.get(key)
+            if value is not None and not _finite_number(value):
+                return f"history (epoch {epoch}: {key} = {printable(repr(value), 40)})"
+    return None
 
 
 def _unpickling_message(path: Path, detail: str) -> str:
@@ -226,7 +333,7 @@ def check_fits(state: dict[str, Any], path: str | os.PathLike, *, model: str | N
     if model is not None and cfg.get("model") != model:
         raise CheckpointError(
             f"{path} holds a {cfg.get('model')!r} model, not {model!r}; "
-            f"pass --model {cfg.get('model')} or a checkpoint of {model}")
+            f"pass model={cfg.get('model')!r} or a checkpoint of {model}")
     if num_classes is not None and state["num_classes"] != num_classes:
         raise CheckpointError(
             f"{path} was trained for {state['num_classes']} classes, the data has "
@@ -248,6 +355,11 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: Any = "cpu"):
     from cnnlab.models import create_model
     from cnnlab.train.config import TrainConfig
 
+    if isinstance(path, (str, os.PathLike)) and Path(path).is_dir() \
+            and (Path(path) / "model.safetensors").exists():  # `cnnlab export --to safetensors`
+        from cnnlab.train.export import folder_checkpoint
+
+        return folder_checkpoint(path, map_location)
     state = load_checkpoint(path, map_location=map_location)
     try:
         cfg = TrainConfig.from_dict(state["config"])
@@ -272,3 +384,123 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: Any = "cpu"):
     net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     net.eval()
     return net, cfg, state
+
+
+# ------------------------------------------------------------------ saving and resuming a run
+# Optimizer options that belong to the device the run is on, not to the run: a checkpoint
+# written on a GPU (fused kernels) resumes on a CPU, and the other way round.
+DEVICE_OPTIONS = ("fused", "foreach", "capturable")
+
+
+def save_checkpoints(state: dict[str, Any], paths: list[Path]) -> None:
+    """Write ``state`` to each of ``paths`` (e.g. best.pt and last.pt) with one write.
+
+    The first file is written by :func:`save_checkpoint` (temp file, fsync, rename); each
+    other one is a hard link to it renamed into place, which is just as atomic and costs
+    no second write or data fsync. A later save of one name replaces that name's
+    directory entry only, so the other keeps its content. Where links are not possible
+    (some network and FAT filesystems), each file is written in full.
+    """
+    first, *rest = [Path(p) for p in paths]
+    save_checkpoint(state, first)
+    for path in rest:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.link(first, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            save_checkpoint(state, path)  # says which file failed, and what is kept
+            continue
+        _fsync_dir(path.parent)
+
+
+def restore_training_state(state: dict[str, Any], path: str | os.PathLike, *,
+                           model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           scheduler: Any, scaler: Any, rank: int = 0, world_size: int = 1
+                           ) -> dict[str, Any]:
+    """Load what :meth:`Trainer.checkpoint_state` saved into a run's objects, in place.
+
+    The optimizer keeps this run's device options (:data:`DEVICE_OPTIONS`). Each
+    process takes its own rank's random state; when the number of processes (or of
+    GPUs) changed, the states that do not fit are left out and ``note`` says so in one
+    line. Returns ``{"epoch", "step", "history", "best", "note"}``; anything that does
+    not fit is a :class:`CheckpointError` naming ``path``.
+    """
+    missing = [k for k in ("optimizer", "scheduler", "scaler", "rng", "step") if k not in state]
+    if missing:  # e.g. a hand-made file: usable by eval/predict, not to continue training
+        raise CheckpointError(
+            f"{path} lacks {missing}, so training cannot continue from it; "
+            "evaluate it with cnnlab eval, or start a new run")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0]
+        model_name = state["config"].get("model")
+        raise CheckpointError(
+            f"{path} does not fit model {model_name!r} ({first}); "
+            "it is damaged or from another model, start a new run") from None
+    try:
+        optimizer.load_state_dict(_with_device_options(state["optimizer"], optimizer))
+        scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] or not scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
+        # else: the saved run had no scaler (e.g. bf16 there, fp16 on this GPU): a fresh one
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path} does not fit this run's optimizer ({e}); "
+            "resume with the same optimizer= and schedule=") from None
+    rng, note = _rng_of_rank(state, rank, world_size)
+    try:
+        set_rng_state(rng)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        raise CheckpointError(
+            f"{path} holds a damaged random-number state ({type(e).__name__}); "
+            "start a new run") from None
+    if note is None and "cuda" in rng and torch.cuda.is_available() \
+            and len(rng["cuda"]) != torch.cuda.device_count():
+        note = (f"the checkpoint holds the CUDA random state of {len(rng['cuda'])} GPUs, this "
+                f"machine has {torch.cuda.device_count()}: CUDA random numbers (dropout) "
+                "start afresh")
+    try:
+        history = [dict(r) for r in state.get("history", [])]
+        best = float(state.get("best", -math.inf))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path} has a malformed history; start a new run") from None
+    return {"epoch": int(state["epoch"]), "step": int(state["step"]), "history": history,
+            "best": best, "note": note}
+
+
+def _with_device_options(saved: dict[str, Any], optimizer: torch.optim.Optimizer
+                         ) -> dict[str, Any]:
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        return saved  # load_state_dict says what does not fit
+    mine = [{k: g[k] for k in DEVICE_OPTIONS if k in g} for g in optimizer.param_groups]
+    return {**saved, "param_groups": [{**dict(g), **m} for g, m in zip(groups, mine)]}
+
+
+def _rng_of_rank(state: dict[str, Any], rank: int, world_size: int
+                 ) -> tuple[dict[str, Any], str | None]:
+    """The random state for this process, and a note when the process count changed."""
+    ranks = state.get("rng_ranks")
+    if ranks is not None and not (isinstance(ranks, list) and ranks
+                                  and all(isinstance(r, dict) for r in ranks)):
+        raise CheckpointError("the checkpoint has a malformed rng_ranks entry; start a new run")
+    saved = len(ranks) if ranks else 1
+    if saved == world_size:
+        return (ranks[rank] if ranks else state["rng"]), None
+    note = (f"the checkpoint holds the random state of {saved} process"
+            f"{'es' if saved != 1 else ''}, this run has {world_size}: ")
+    if rank < saved:
+        return (ranks[rank] if ranks else state["rng"]), note + (
+            f"processes {saved}..{world_size - 1} start from their own seeds"
+            if world_size > saved else f"the states of processes {world_size}..{saved - 1} "
+            "are left out")
+    return {"torch": torch.get_rng_state(), "python": list(_python_state())}, note + (
+        f"processes {saved}..{world_size - 1} start from their own seeds")
+
+
+def _python_state() -> tuple[int, list[int], Any]:
+    version, internal, gauss = random.getstate()
+    return version, list(internal), gauss

@@ -18,13 +18,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab.data.names import DATASET_NAMES, parse_augment
 from cnnlab.errors import ConfigError
+from cnnlab.guards import MAX_THREADS, check_int
 
 OPTIMIZERS = ("sgd", "momentum", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("fashion-mnist", "mnist", "synthetic")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+LOGGERS = ("tensorboard",)
+DATASETS = DATASET_NAMES
 
 
 @dataclass
@@ -43,12 +46,13 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up length, in epochs (fractions allowed)
     label_smoothing: float = 0.0  # 0 = the book's plain cross-entropy
     resize: int | None = None  # square input side in pixels; None: the book's (28, 96 or 224)
-    augment: str | None = None  # None | "crop" | "crop,flip" | "crop,flip,erase"
+    augment: str | None = None  # None | "crop" | "crop,flip" | "crop+flip+erase"
     normalize: bool = False  # standardise pixels with the training set's mean/std
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     channels_last: bool = False  # NHWC memory format (faster convolutions on most backends)
     compile: bool = False  # torch.compile the model
-    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    accel: bool = True  # CPU: train with cnnlab.accel's kernels swapped in (restored after)
+    device: str = "auto"  # auto (cuda, else mps, else cpu) | cpu | cuda | mps
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms; bitwise resume on CPU
     grad_clip: float = 0.0  # max gradient norm; 0 = off
@@ -61,6 +65,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads; None: PyTorch's choice
     out_dir: str | None = None  # run directory; None: runs/<model>-<timestamp>
     recipe: str | None = None  # the named recipe this config came from, if any
+    logger: str | None = None  # None: metrics.csv/.jsonl only | "tensorboard": also event files
     extra: dict[str, Any] = field(default_factory=dict)  # model kwargs (e.g. arch)
 
     def __post_init__(self) -> None:
@@ -83,6 +88,20 @@ class TrainConfig:
             raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(names)}")
         return cls(**d)
 
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a YAML config file (``cnnlab train --config``); unknown keys and wrong
+        types raise ConfigError naming the key. See :mod:`cnnlab.train.configfile`."""
+        from cnnlab.train.configfile import load_config_file
+
+        return cls(**load_config_file(path))
+
+    def to_yaml(self) -> str:
+        """The YAML text ``from_yaml`` reads back (without ``out_dir``)."""
+        from cnnlab.train.configfile import config_yaml
+
+        return config_yaml(self)
+
     def validate(self) -> TrainConfig:
         """Check every field; raise :class:`ConfigError` with a one-line fix. Returns self."""
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -90,6 +109,8 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
         _choice("dataset", self.dataset, DATASETS)
+        if self.logger is not None:
+            _choice("logger", self.logger, LOGGERS)
         for name in ("epochs", "batch_size", "resize", "limit_train_batches",
                      "limit_val_batches", "num_train", "num_threads"):
             _positive_int(name, getattr(self, name))
@@ -99,30 +120,22 @@ class TrainConfig:
         if not 0.0 <= _finite("label_smoothing", self.label_smoothing) < 1.0:
             raise ConfigError(
                 f"label_smoothing must be in [0, 1), got {self.label_smoothing}; try 0.1")
-        if self.augment is not None:
-            parts = [p.strip() for p in str(self.augment).split(",") if p.strip()]
-            bad = [p for p in parts if p not in ("crop", "flip", "erase")]
-            if bad or not parts:
-                raise ConfigError(
-                    f"augment must be a comma list of crop, flip, erase; got {self.augment!r}")
+        if isinstance(self.augment, str):
+            parse_augment(self.augment)  # the DataModule's parser: "crop,flip" or "crop+flip"
         for name in ("normalize", "channels_last", "compile", "deterministic", "dry_run",
-                     "tta"):
+                     "tta", "accel"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("model", "data_dir", "out_dir", "recipe", "augment"):
             value = getattr(self, name)
             if (value is not None or name == "model") and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
-        if not isinstance(self.val_every, int) or isinstance(self.val_every, bool) \
-                or self.val_every < 1:
-            raise ConfigError(f"val_every must be a positive integer, got {self.val_every!r}; "
-                              "e.g. --val-every 2 (the last epoch is always validated)")
+        check_int("val_every", self.val_every,
+                  hint="e.g. val_every=2 (the last epoch is always validated)")
         if not isinstance(self.extra, dict):
             raise ConfigError(f"extra must be a dict of model options, got {self.extra!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) \
-                or not -2**63 <= self.seed < 2**63:  # torch.manual_seed takes 64 bits
-            raise ConfigError(f"seed must be an integer in -2**63..2**63-1, got {self.seed!r}; "
-                              "e.g. --seed 0")
+        # torch.manual_seed takes 64 bits
+        check_int("seed", self.seed, least=-2**63, most=2**63 - 1, hint="e.g. seed=0")
         return self
 
 
@@ -147,9 +160,10 @@ def _finite(name: str, value: Any) -> float:
 def _positive_int(name: str, value: Any) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        flag = "--" + name.replace("_", "-")
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}; e.g. {flag} 10")
+    flag = "--" + name.replace("_", "-")
+    # torch.set_num_threads(100000) crashes the process: bound it by what machines have
+    most = MAX_THREADS if name == "num_threads" else None
+    check_int(name, value, most=most, hint=f"e.g. {flag} {4 if most else 10}")
 
 
 def _positive_float(name: str, value: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -31,6 +32,7 @@ class DistContext:
     local_rank: int = 0
     world_size: int = 1
     started: bool = False  # True when this object initialised the process group
+    rendezvous: dict | None = None  # MASTER_ADDR/PORT, RANK...: srun without torchrun
 
     @property
     def is_main(self) -> bool:
@@ -43,6 +45,11 @@ class DistContext:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DistContext:
         env = os.environ if env is None else env
+        from cnnlab.train.cluster import slurm_env
+
+        slurm = slurm_env(env)  # srun without torchrun: SLURM_PROCID, SLURM_NTASKS, ...
+        if slurm is not None:
+            env = {**env, **slurm}
         try:
             world_size = int(env.get("WORLD_SIZE", "1"))
             rank = int(env.get("RANK", "0"))
@@ -50,7 +57,7 @@ class DistContext:
         except ValueError:
             raise ConfigError("WORLD_SIZE/RANK/LOCAL_RANK must be integers; "
                               "launch with torchrun --nproc_per_node=N") from None
-        return cls(rank=rank, local_rank=local_rank, world_size=world_size)
+        return cls(rank=rank, local_rank=local_rank, world_size=world_size, rendezvous=slurm)
 
     def start(self, device: torch.device) -> None:
         """Join the process group (gloo on CPU, nccl on CUDA) when world_size > 1."""
@@ -61,6 +68,8 @@ class DistContext:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)  # one GPU per process, before NCCL starts
+        for key, value in (self.rendezvous or {}).items():  # env:// reads them there
+            os.environ.setdefault(key, value)
         torch.distributed.init_process_group(backend=backend)
         self.started = True
 
@@ -74,6 +83,14 @@ class DistContext:
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
         return tensor
+
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order (``[obj]`` when not distributed)."""
+        if not (self.enabled and torch.distributed.is_initialized()):
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
 
     def barrier(self) -> None:
         if self.enabled and torch.distributed.is_initialized():

@@ -30,18 +30,22 @@ def evaluate_checkpoint(path: str | Path, dataset: str | None = None,
 
     Returns ``dict(loss, acc, confusion, classes, model, dataset)``.
     """
+    from cnnlab.guards import check_int
     from cnnlab.train.checkpoint import check_fits, model_from_checkpoint
     from cnnlab.train.distributed import DistContext
     from cnnlab.train.trainer import Trainer
 
-    if limit_batches is not None and (not isinstance(limit_batches, int) or limit_batches < 1):
-        raise ConfigError(f"limit_batches must be a positive integer, got {limit_batches!r}; "
-                          "e.g. --limit-batches 10")
+    if limit_batches is not None:
+        check_int("limit_batches", limit_batches, hint="e.g. limit_batches=10")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, hint="e.g. batch_size=256")
     net, cfg, state = model_from_checkpoint(path)
     if dataset is not None:
         cfg.dataset = dataset
     if data_dir is not None:
-        cfg.data_dir = data_dir
+        cfg.data_dir = data_dir  # named now: used or refused
+    elif cfg.data_dir and not Path(cfg.data_dir).expanduser().is_dir():
+        cfg.data_dir = None  # named on the machine that trained, gone here: the usual places
     if batch_size is not None:
         cfg.batch_size = batch_size
     cfg.device = device

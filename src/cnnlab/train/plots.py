@@ -64,9 +64,10 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
     """Write the board to ``path`` (PNG) and return the path."""
     path = Path(path)
     fig = curves_figure(history, title)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)  # a viewer never sees a half-written PNG
+    from cnnlab.guards import atomic_output
+
+    with atomic_output(path) as tmp:  # a viewer never sees a half-written PNG
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 
@@ -95,22 +96,43 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)  # like curves.png: never a half-written file
+    from cnnlab.guards import atomic_output
+
+    with atomic_output(path) as tmp:  # like curves.png: never a half-written file
+        fig.savefig(tmp, dpi=110, format="png")
     return path
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where the board can be shown live)."""
-    if "ipykernel" not in sys.modules:
+    """True inside an IPython kernel, where figures can be shown live in the cell output.
+
+    The one Jupyter check of the package. A kernel is JupyterLab, the classic
+    Notebook, VS Code's notebooks or Colab: all run ipykernel's
+    ``ZMQInteractiveShell`` or a subclass of it (Colab's is
+    ``google.colab._shell.Shell``), started by an ``IPKernelApp``. The terminal
+    ``ipython`` (``TerminalInteractiveShell``), plain Python and scripts are not.
+
+    Example:
+        >>> in_notebook()  # doctests run in a plain interpreter
+        False
+    """
+    ipython = sys.modules.get("IPython")  # never import IPython just to ask
+    if ipython is None:
         return False
     try:
-        from IPython import get_ipython
-    except ImportError:
+        shell = ipython.get_ipython()
+    except Exception:  # noqa: BLE001 - an exotic or half-imported IPython: a script
         return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+    if shell is None:
+        return False
+    for cls in type(shell).__mro__:  # the kernel's shell or any subclass (Colab's)
+        if cls.__name__ == "ZMQInteractiveShell" or cls.__module__.startswith(
+                ("ipykernel.", "google.colab.")):
+            return True
+    try:  # a kernel whose shell class we do not know: its app is still an IPKernelApp
+        return "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 - no usable config: not a kernel
+        return False
 
 
 def show_live(history: Sequence[dict[str, Any]], title: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Named training recipes: TrainConfig overrides tuned for time-to-accuracy (issue 7).
+"""Named training recipes: TrainConfig overrides tuned for time-to-accuracy.
 
 A recipe is a dict of TrainConfig fields (including ``model``); ``resolve_config``
 applies it over the model's book values and under the fields the user set, so
@@ -45,10 +45,10 @@ _CPU_COMMON: dict[str, Any] = {
 }
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # 2 epochs of fastnet with a stride-2 stem: 91.1% at 51 s of wall time. The full-size
-    # stem reaches 91.6% but takes 65 s (2 threads, quiet machine); lr 0.1: 91.2%;
-    # batch 256: 91.0%; AdamW 4e-3: 90.9%; no flip: 89.4%; batch 512 needs 3 epochs
-    # (benchmarks/results/tta.md).
+    # 2 epochs of fastnet with a stride-2 stem: the full-size stem is more accurate
+    # (91.6%) but misses the time budget; lr 0.1: 91.2%; batch 256: 91.0%; AdamW 4e-3:
+    # 90.9%; no flip: 89.4%; batch 512 needs 3 epochs (the trials: git history of
+    # benchmarks/results/tta.md; the latest timing: that file).
     "fast-cpu": {
         **_CPU_COMMON,
         "model": "fastnet",
@@ -59,8 +59,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "weight_decay": 5e-4,
     },
     # 8 epochs of fastnet (full-size stem), validated once at the end (val_every: the
-    # per-epoch TTA evaluation cost ~10% of each epoch). Measured while choosing
-    # (benchmarks/results/tta.md): 0.932 here, against 0.929 for fastnet-wide with a
+    # per-epoch TTA evaluation costs time the budget lacks). Measured while choosing
+    # (git history of benchmarks/results/tta.md): 0.932 here, against 0.929 for fastnet-wide with a
     # stride-2 stem over 8 epochs and 0.929-0.930 for fastnet-wide over 6 epochs.
     "fast-cpu-93": {
         **_CPU_COMMON,
@@ -71,7 +71,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr": 0.2,
         "weight_decay": 5e-4,
     },
-    # Not measured (no GPU here). ResNet-18 is the issue's model; 64x64 instead of the
+    # Not measured (no GPU here). ResNet-18 is the GPU target's model; 64x64 instead of the
     # book's 96 cuts the FLOPs 2.25x, and Fashion-MNIST's 28x28 images hold no detail
     # that 64x64 loses. bf16 autocast and channels_last use the tensor cores; compile
     # fuses BN/ReLU; batch 512 keeps an H100 busy; one-cycle + label smoothing + flip/crop

@@ -91,6 +91,8 @@ def write_report(rows: Sequence[dict[str, Any]], out: Path, dataset: str) -> Pat
     for r in rows:
         lines += [f"## {r['model']}", "", f"![{r['model']} curves]({r['model']}/curves.png)", ""]
     path = out / "reproduce.md"
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    from cnnlab.guards import atomic_output
+
+    with atomic_output(path) as tmp:  # an earlier report stays whole if this write fails
+        tmp.write_text("\n".join(lines))
     return path

@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from cnnlab.train.config import TrainConfig
 
 # the fields a resumed run may change: they do not alter what the finished weights are
 RESUME_MAY_CHANGE = frozenset(
-    {"epochs", "device", "num_threads", "data_dir", "out_dir", "compile", "dry_run"})
+    {"epochs", "device", "num_threads", "data_dir", "out_dir", "compile", "dry_run",
+     "logger", "accel"})
 
 
 def explicit_fields(config: TrainConfig) -> set[str]:
@@ -37,14 +37,9 @@ def recipe_overrides(name: str | None) -> dict[str, Any]:
     """The field overrides of a named recipe ({} for None)."""
     if not name:
         return {}
-    try:
-        recipes = importlib.import_module("cnnlab.train.recipes")
-    except ModuleNotFoundError as e:
-        if e.name != "cnnlab.train.recipes":
-            raise
-        raise ConfigError(f"recipe {name!r} is unknown: this cnnlab has no recipes yet; "
-                          "drop --recipe") from None
-    overrides = dict(recipes.get_recipe(name))
+    from cnnlab.train.recipes import get_recipe  # looked up per call: the table may be swapped
+
+    overrides = dict(get_recipe(name))
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -87,7 +82,7 @@ def resolve_config(config: TrainConfig, explicit: Iterable[str] | None = None) -
     smallest = min_input_size(resolved.model, **resolved.extra)
     if resolved.resize < smallest:
         raise ConfigError(f"{resolved.model} needs inputs of at least {smallest}x{smallest} "
-                          f"pixels, got --resize {resolved.resize}; pass --resize {smallest} "
+                          f"pixels, got resize={resolved.resize}; pass resize={smallest} "
                           "or more")
     if resolved.precision == "fp16" and resolved.device == "cpu":
         _check_cpu_fp16()
@@ -108,7 +103,7 @@ def _check_cpu_fp16() -> None:
             torch.ones(2, 2) @ torch.ones(2, 2)
     except (RuntimeError, AssertionError):
         raise ConfigError("this PyTorch has no float16 autocast on CPU; "
-                          "use --precision bf16 or fp32") from None
+                          "use precision='bf16' or precision='fp32'") from None
 
 
 def config_for_resume(saved: dict[str, Any], requested: TrainConfig,
@@ -127,10 +122,9 @@ def config_for_resume(saved: dict[str, Any], requested: TrainConfig,
                      and name in user and user[name] != getattr(cfg, name))
     if changed:
         name = changed[0]
-        flag = "--" + name.replace("_", "-")
         raise ConfigError(
             f"the run being resumed used {name}={getattr(cfg, name)!r}, not {user[name]!r}; "
-            f"drop {flag} to resume it, or start a new run with another --out")
+            f"drop {name}= to resume it, or start a new run with another out_dir=")
     for name in explicit:
         if name in RESUME_MAY_CHANGE and name != "out_dir":
             setattr(cfg, name, user[name])

@@ -10,12 +10,13 @@ Example:
     >>> files = RunFiles(d, TrainConfig(epochs=1))
     >>> files.start([])
     >>> sorted(p.name for p in d.iterdir())
-    ['config.json', 'metrics.csv', 'metrics.jsonl']
+    ['config.json', 'config.yaml', 'metrics.csv', 'metrics.jsonl']
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -30,8 +31,8 @@ from cnnlab.train.config import TrainConfig
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
            "images_per_s")
 # curves.png is redrawn after an epoch only if this many seconds passed since the last
-# drawing (or the run's start), and always at the end: a drawing costs ~0.13 s (1 s for
-# the first, which imports matplotlib), 2% of a 6 s LeNet epoch on 2 cores. Like
+# drawing (or the run's start), and always at the end: a drawing costs a visible share
+# of a short LeNet epoch on a laptop (the first also imports matplotlib). Like
 # TensorBoard's flush_secs.
 PLOT_EVERY_S = 30.0
 
@@ -45,21 +46,25 @@ class RunFiles:
         self.resumed = resumed
         self._drawn_at = time.monotonic()
         self._undrawn: Sequence[dict[str, Any]] | None = None  # history not yet in curves.png
+        self._lock: int | None = None  # the run directory's open fd, locked while we write
 
     def start(self, history: Sequence[dict[str, Any]]) -> None:
-        """Create the directory, write config.json, (re)write the metrics from ``history``."""
+        """Create and lock the directory, write config.json, (re)write the metrics from
+        ``history``. Call :meth:`close` at the end of the run to unlock it."""
         if self.dir.exists() and not self.dir.is_dir():
-            raise ConfigError(f"the run directory {self.dir} is a file; pass a folder as --out")
-        if not self.resumed and (self.dir / "last.pt").exists():
-            raise ConfigError(
-                f"{self.dir} already holds a run (last.pt); continue it with --resume auto "
-                "--out DIR, or pick another --out")
+            raise ConfigError(f"the run directory {self.dir} is a file; pass a folder as out_dir=")
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_run_dir(self.dir)
+        if not self.resumed:  # checked again under the lock: another run may just have begun
+            refuse_earlier_run(self.dir)
         for stale in self.dir.glob(".*.tmp"):  # left by a kill during a save
             stale.unlink(missing_ok=True)
         cfg = self.config.to_dict()
         cfg["out_dir"] = str(self.dir)
         _write_atomic(self.dir / "config.json", json.dumps(cfg, indent=2) + "\n")
+        from cnnlab.train.configfile import config_yaml  # `cnnlab train --config` reads it
+
+        _write_atomic(self.dir / "config.yaml", config_yaml(self.config))
         self._rewrite(history)
 
     def _rewrite(self, history: Sequence[dict[str, Any]]) -> None:
@@ -111,9 +116,56 @@ class RunFiles:
             plot_confusion(confusion, classes, self.dir / "confusion.png", title=self._title())
         print(f"run directory: {self.dir}", flush=True)
 
+    def close(self) -> None:
+        """Unlock the run directory (another run may write there now)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the last fd releases the flock
+            self._lock = None
+
     def _title(self) -> str:
         c = self.config
         return f"{c.model} on {c.dataset}, lr {c.lr:g}, batch {c.batch_size}"
+
+
+def refuse_earlier_run(directory: Path) -> None:
+    """ConfigError when ``directory`` holds what an earlier run would lose to a new one:
+    a ``last.pt``, or finished epochs' metrics (with or without ``best.pt``). A folder
+    whose first epoch never finished (config.json, a metrics header, perhaps the first
+    best.pt of a run killed while saving) may be started again."""
+    last = directory / "last.pt"
+    if last.exists() or last.is_symlink():
+        raise ConfigError(f"{directory} already holds a run; continue it with "
+                          f"resume={last}, or pick another out_dir=")
+    rows = directory / "metrics.jsonl"
+    try:
+        finished = rows.is_file() and rows.stat().st_size > 0
+    except OSError:
+        finished = False
+    if finished:
+        what = "best.pt and metrics" if (directory / "best.pt").exists() else "metrics"
+        raise ConfigError(f"{directory} holds an earlier run's {what} but no last.pt, so it "
+                          "can be neither continued nor overwritten; pick another out_dir= "
+                          "or move those files away")
+
+
+def lock_run_dir(directory: Path) -> int | None:
+    """Lock ``directory`` for this process (``flock`` on the folder itself: no lock file to
+    leave behind); return the open fd that holds the lock, or None where there are no
+    locks. A run directory that another process holds is a ConfigError."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise ConfigError(f"{directory} is in use by another training right now; wait for "
+                              "it to finish, or pick another out_dir=") from None
+        return None  # a filesystem without locks (some network mounts): go on unlocked
+    return fd
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,4 +1,5 @@
-"""The Trainer's building blocks that need no Trainer: device, seeding, optimizer, eval loop.
+"""The Trainer's building blocks that need no Trainer: device, seeding, optimizer, eval loop,
+the process-wide torch settings of a run, and the clock.
 
 Example:
     >>> import torch
@@ -14,9 +15,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -26,16 +29,117 @@ from cnnlab.errors import ConfigError
 from cnnlab.train.config import TrainConfig
 
 __all__ = ["pick_device", "seed_everything", "build_optimizer", "evaluate_batches",
-           "normalization_of", "format_row"]
+           "normalization_of", "format_row", "torch_settings", "effective_precision",
+           "synchronized_clock"]
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` -> the device this process trains on (its rank's GPU)."""
+    """``auto`` | ``cpu`` | ``cuda`` | ``mps`` -> the device this process trains on.
+
+    ``auto``: CUDA (this rank's GPU), else Apple's MPS, else the CPU.
+
+    Example:
+        >>> pick_device("cpu")
+        device(type='cpu')
+    """
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
+            raise ConfigError("device='cuda' but no CUDA GPU is visible; use device='cpu'")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "mps" or (name == "auto" and _mps_available()):
+        if not _mps_available():
+            raise ConfigError("device='mps' but Apple's MPS backend is not available (it "
+                              "needs an Apple-silicon Mac and a PyTorch built with MPS); "
+                              "use device='cpu'")
+        return torch.device("mps")
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def torch_settings(device: torch.device, *, num_threads: int | None = None,
+                   deterministic: bool = False) -> Iterator[None]:
+    """A run's process-wide torch settings for the length of a ``with`` block.
+
+    Sets the CPU threads (``num_threads``; None leaves them), deterministic algorithms,
+    and on CUDA cuDNN's autotuner (on unless deterministic: a training run feeds one
+    shape again and again, so timing cuDNN's algorithms once per shape pays). Afterwards
+    every setting is what it was, so a notebook that trains twice, or runs other code
+    after ``fit()``, sees its own settings.
+
+    Example:
+        >>> before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        >>> with torch_settings(torch.device("cpu"), num_threads=1, deterministic=True):
+        ...     torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        (1, True)
+        >>> (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
+        True
+    """
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_bench = torch.backends.cudnn.benchmark
+    old_cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        if deterministic:
+            if device.type == "cuda":
+                # cuBLAS needs this before its first call to be deterministic; some CUDA
+                # kernels have no deterministic version, so only warn there (the bitwise
+                # resume promise is for CPU)
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.benchmark = False
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            else:
+                torch.use_deterministic_algorithms(True)
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.backends.cudnn.benchmark = old_bench
+        if old_cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = old_cublas
+
+
+def effective_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
+    """The autocast precision ``device`` can train in, and a note when it is not ``precision``.
+
+    bf16 on a CUDA GPU below compute capability 8.0 (a T4 is 7.5): PyTorch emulates
+    bf16 there, but cuDNN has no bf16 convolution kernels, so the run would be slow;
+    fp16 with a gradient scaler uses the tensor cores instead.
+
+    Example:
+        >>> effective_precision("bf16", torch.device("cpu"))
+        ('bf16', None)
+    """
+    if precision == "bf16" and device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8:
+            return "fp16", (f"fp16 with a gradient scaler instead of bf16: cuDNN has no bf16 "
+                            f"convolutions below sm_80 (this GPU is sm_{major}{minor})")
+    return precision, None
+
+
+def synchronized_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once ``device`` has finished the work queued on it.
+
+    CUDA and MPS run asynchronously: read straight away, the clock would stop before
+    the GPU did and overstate images/s. Call it per epoch, never per step.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+    return time.perf_counter()
 
 
 def seed_everything(seed: int) -> None:

@@ -37,19 +37,46 @@ from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import DistContext, unwrap
-from cnnlab.train.runfiles import RunFiles
+from cnnlab.train.runfiles import RunFiles, refuse_earlier_run
 from cnnlab.train.schedules import make_scheduler
+from cnnlab.train.signals import StopSignals, agreed, interrupted, preempt, resume_point
 from cnnlab.train.steps import (
     build_optimizer,
+    effective_precision,
     evaluate_batches,
     format_row,
     normalization_of,
     pick_device,
     seed_everything,
+    synchronized_clock,
+    torch_settings,
 )
+from cnnlab.train.threads import ThreadGovernor
 
 SYNC_EVERY = 20  # steps between host reads of the running loss (progress bar, NaN check)
 DRY_RUN_BATCHES = 2
+
+
+def _check_args(config: Any, model: Any, data: Any, optimizer: Any, callbacks: Any,
+                resume: Any) -> None:
+    """The Trainer's arguments by type, each named (a public API: users pass anything)."""
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig (e.g. TrainConfig(model='lenet')), "
+                          f"got {type(config).__name__}")
+    if model is not None and not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+    if data is not None and not (hasattr(data, "train_dataloader")
+                                 and hasattr(data, "val_dataloader")):
+        raise ConfigError(f"data must be a DataModule (with train_dataloader and "
+                          f"val_dataloader) or None, got {type(data).__name__}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"optimizer must be a torch.optim.Optimizer or None, got "
+                          f"{type(optimizer).__name__}")
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise ConfigError(f"callbacks must be a list of callback objects, got {callbacks!r}")
+    if resume is not None and not isinstance(resume, (str, os.PathLike)):
+        raise ConfigError(f"resume must be a checkpoint path (str or pathlib.Path) or None, "
+                          f"got {type(resume).__name__}")
 
 
 class Trainer:
@@ -67,6 +94,7 @@ class Trainer:
                  save: bool = True, live_plot: bool | None = None) -> None:
         from cnnlab.train.resolve import resolve_config
 
+        _check_args(config, model, data, optimizer, callbacks, resume)
         if model is None:
             if not getattr(config, "_resolved", False):  # resolve_config marks its output
                 config = resolve_config(config)
@@ -79,6 +107,13 @@ class Trainer:
         self.config = config
         self.dist = DistContext.from_env()
         self.device = pick_device(config.device, self.dist.local_rank)
+        # what the device runs (bf16 below sm_80: fp16), and why, for the first line
+        self.precision, self.precision_note = effective_precision(config.precision, self.device)
+        if data is None and config.batch_size % self.dist.world_size:
+            n = self.dist.world_size
+            raise ConfigError(
+                f"batch_size={config.batch_size} is the global batch, split over {n} processes; "
+                f"pass a multiple of {n}, e.g. batch_size={config.batch_size // n * n or n}")
         self.model = model
         self.data = data
         self.loss_fn = loss_fn
@@ -92,6 +127,12 @@ class Trainer:
         self.step = 0  # optimizer steps so far
         self._run_dir = self._choose_run_dir(save)
         self.files: RunFiles | None = None
+        self._stop = StopSignals()  # SIGTERM/SIGUSR1: save at the next step; SIGHUP: Ctrl-C
+        self._skip, self._partial = 0, {}  # a mid-epoch resume: batches done, running sums
+        if config.logger == "tensorboard":  # checked here: a missing package fails at once
+            from cnnlab.train.loggers import TensorBoardLogger
+
+            self.callbacks.append(TensorBoardLogger())
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -108,7 +149,10 @@ class Trainer:
         if not save or not self.dist.is_main:
             return None
         if self.resume is not None:  # a checkpoint's own out_dir is never trusted
-            return self.resume.resolve().parent
+            if cfg.dry_run:  # a check of the resume: the run's files stay as they are
+                return None
+            # the folder the user named, even when last.pt is a link into another run
+            return Path(os.path.abspath(self.resume)).parent
         if cfg.out_dir:
             return Path(cfg.out_dir)
         if cfg.dry_run:
@@ -121,7 +165,8 @@ class Trainer:
             path = base.with_name(f"{base.name}-{i}")
         return path
 
-    def _build(self) -> None:
+    def _build(self, scope: contextlib.ExitStack | None = None) -> None:
+        """Data, model, optimizer, schedule; ``scope`` (fit's): CPU kernels while it lasts."""
         cfg = self.config
         if self.device.type == "cpu":
             from cnnlab.accel import keep_freed_memory
@@ -131,10 +176,14 @@ class Trainer:
             from cnnlab.data import DataModule
 
             self.data = DataModule(
-                name=cfg.dataset, batch_size=cfg.batch_size, resize=cfg.resize,
-                root=cfg.data_dir, device=str(self.device), normalize=cfg.normalize,
-                augment=cfg.augment, seed=cfg.seed, num_train=cfg.num_train,
-                rank=self.dist.rank, world_size=self.dist.world_size)
+                # batch_size is the global batch: each of N processes takes 1/N of it, so
+                # that a torchrun run takes the steps of the one-process run
+                name=cfg.dataset, batch_size=cfg.batch_size // self.dist.world_size,
+                resize=cfg.resize, root=cfg.data_dir, device=str(self.device),
+                normalize=cfg.normalize, augment=cfg.augment, seed=cfg.seed,
+                num_train=cfg.num_train, rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                drop_last=cfg.compile)  # one batch shape: one compile, not two
         if self.model is None:
             from cnnlab.models import create_model
 
@@ -142,16 +191,28 @@ class Trainer:
                                       in_channels=self.data.in_channels,
                                       input_size=int(self.data.image_size[0]),
                                       **(cfg.extra or {}))
-            if self.device.type == "cpu" and not cfg.compile:
-                # Added by the performance work (issue 7): swap small-channel convs,
-                # sigmoid + avg-pool pairs and 2x2 avg-pools for cnnlab.accel's CPU kernels.
-                # Same Parameter objects and state_dict keys; a no-op for models it cannot help.
-                from cnnlab.accel import accelerate
+            built = True
+            if self.device.type == "cpu":
+                from cnnlab.train.budget import check_training_memory
 
-                accelerate(self.model, cfg)  # cfg: device and channels_last decide
+                # an absurd batch_size or resize: one line naming the machine's memory,
+                # not the OOM killer (one image through the model measures what a batch needs)
+                check_training_memory(self.model, self.data.batch_size, self.data.in_channels,
+                                      int(self.data.image_size[0]), cfg.optimizer, cfg.model)
+        else:
+            built = False
         self.model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if (scope is not None and built and cfg.accel and self.device.type == "cpu"
+                and not cfg.compile):
+            # cnnlab.accel's CPU kernels for the small convolutions, sigmoid + avg-pool
+            # pairs and 2x2 avg-pools, for fit() only: the same Parameter objects (so the
+            # optimizer and checkpoints are unchanged), and the model's own layers again
+            # when fit() ends. A no-op for models it cannot help.
+            from cnnlab.accel import accelerated
+
+            scope.enter_context(accelerated(self.model, cfg))  # channels_last decides too
         if self.loss_fn is None:
             self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
             self.val_loss_fn = nn.CrossEntropyLoss()  # the book's val loss, comparable across runs
@@ -162,12 +223,12 @@ class Trainer:
         n = len(self.data.train_dataloader())
         self.steps_per_epoch = min(n, self._limit(cfg.limit_train_batches))
         if self.steps_per_epoch < 1:
-            raise ConfigError("the training set gives no batch; use a smaller --batch-size "
-                              "or more --num-train images")
+            raise ConfigError("the training set gives no batch; use a smaller batch_size= "
+                              "or more training images (num_train=)")
         self.scheduler = make_scheduler(self.optimizer, cfg.schedule,
                                         self.epochs * self.steps_per_epoch,
                                         round(cfg.warmup_epochs * self.steps_per_epoch))
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         net = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -178,7 +239,8 @@ class Trainer:
 
     @property
     def epochs(self) -> int:
-        return 1 if self.config.dry_run else int(self.config.epochs)
+        # a dry run: a few batches of one epoch (of the next one, when resuming)
+        return getattr(self, "_dry_end", 1) if self.config.dry_run else int(self.config.epochs)
 
     def _limit(self, value: int | None) -> int:
         if self.config.dry_run:
@@ -186,7 +248,7 @@ class Trainer:
         return value if value else sys.maxsize
 
     def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
@@ -195,36 +257,16 @@ class Trainer:
         state = ckpt.load_checkpoint(self.resume, map_location=self.device)
         ckpt.check_fits(state, self.resume, num_classes=self.data.num_classes,
                         in_channels=self.data.in_channels)
-        missing = [k for k in ("optimizer", "scheduler", "scaler", "rng", "step")
-                   if k not in state]
-        if missing:  # e.g. a hand-made file: usable by eval/predict, not to continue training
-            raise ckpt.CheckpointError(
-                f"{self.resume} lacks {missing}, so training cannot continue from it; "
-                "evaluate it with cnnlab eval, or start a new run")
-        try:
-            unwrap(self.model).load_state_dict(state["model"])
-        except (RuntimeError, TypeError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise ckpt.CheckpointError(
-                f"{self.resume} does not fit model {self.config.model!r} ({first}); "
-                "it is damaged or from another model, start a new run") from None
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-        except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as e:
-            raise ckpt.CheckpointError(
-                f"{self.resume} does not fit this run's optimizer ({e}); "
-                "resume with the same --optimizer and --schedule") from None
-        try:
-            ckpt.set_rng_state(state["rng"])
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            raise ckpt.CheckpointError(
-                f"{self.resume} holds a damaged random-number state ({type(e).__name__}); "
-                "start a new run") from None
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.history = [dict(r) for r in state.get("history", [])]
-        self.best = float(state.get("best", -math.inf))
+        got = ckpt.restore_training_state(
+            state, self.resume, model=unwrap(self.model), optimizer=self.optimizer,
+            scheduler=self.scheduler, scaler=self.scaler, rank=self.dist.rank,
+            world_size=self.dist.world_size)
+        if got["note"] and self.is_main:
+            print(got["note"], flush=True)
+        self.epoch, self.step = got["epoch"], got["step"]
+        self._skip, self._partial = resume_point(state)  # a SIGTERM's mid-epoch checkpoint
+        self.history, self.best = got["history"], got["best"]
+        self._dry_end = self.epoch + 1
 
     def _check_batch_size(self) -> None:
         # A batch larger than the data is one partial batch per epoch: almost surely a
@@ -233,36 +275,25 @@ class Trainer:
         n, size = getattr(loader, "num_examples", None), getattr(loader, "batch_size", None)
         if isinstance(n, int) and isinstance(size, int) and size > n:
             raise ConfigError(f"batch_size {size} is larger than the {n} training images; "
-                              f"pass --batch-size {n} or less, or more --num-train images")
+                              f"pass batch_size={n} or less, or more images (num_train=)")
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs; return the history (one dict per epoch)."""
         cfg = self.config
-        old_threads = torch.get_num_threads()
-        old_det = torch.are_deterministic_algorithms_enabled()
+        scope = contextlib.ExitStack()  # what fit() changes, undone when it ends
         try:
-            if cfg.num_threads:
-                torch.set_num_threads(cfg.num_threads)
-            if cfg.deterministic:
-                if self.device.type == "cuda":
-                    # cuBLAS needs this before its first call to be deterministic; some CUDA
-                    # kernels have no deterministic version, so only warn there (the bitwise
-                    # resume promise is for CPU)
-                    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-                    torch.backends.cudnn.benchmark = False
-                    torch.use_deterministic_algorithms(True, warn_only=True)
-                else:
-                    torch.use_deterministic_algorithms(True)
-            if (self._run_dir is not None and self.resume is None
-                    and (self._run_dir / "last.pt").exists()):
+            self._stop.__enter__()
+            scope.enter_context(torch_settings(self.device, num_threads=cfg.num_threads,
+                                               deterministic=cfg.deterministic))
+            if self._run_dir is not None and self.resume is None:
                 # say so before any work (and before other DDP ranks wait on this one)
-                raise ConfigError(
-                    f"{self._run_dir} already holds a run (last.pt); continue it with "
-                    "--resume auto --out DIR, or pick another --out")
+                refuse_earlier_run(self._run_dir)
             self.dist.start(self.device)
             seed_everything(cfg.seed)
-            self._build()
+            self._build(scope)
+            if self.dist.enabled:  # the same initial weights, but each rank its own dropout
+                seed_everything((cfg.seed + self.dist.rank * 0x9E3779B97F4A7C15) % 2**63)
             self._check_batch_size()
             if self.resume is not None:
                 self._load_resume()
@@ -273,14 +304,19 @@ class Trainer:
                 from cnnlab.train.plots import in_notebook
 
                 self.live_plot = self.is_main and in_notebook()
+            self._threads = ThreadGovernor.for_run(cfg.num_threads, cfg.deterministic) \
+                if self.device.type == "cpu" else None
+            if self._threads is not None:
+                self._threads.start()
             if self.is_main:
                 print(self._banner(), flush=True)
             if self.epoch >= self.epochs and self.is_main:
                 print(f"nothing to do: the run already has {self.epoch} epochs "
-                      f"(pass a larger --epochs to train on)", flush=True)
+                      f"(ask for more epochs to train on)", flush=True)
             confusion = None
             while self.epoch < self.epochs:
                 row, confusion = self._epoch()
+                self.last_confusion = confusion  # for loggers' on_epoch_end
                 self._end_epoch(row)
             if self.files is not None:
                 self.files.finish(confusion, list(getattr(self.data, "classes", [])))
@@ -288,48 +324,61 @@ class Trainer:
                 if hasattr(cb, "on_fit_end"):
                     cb.on_fit_end(self)
             return self.history
-        except KeyboardInterrupt:
-            if self.is_main and self.files is not None:
-                last = self.files.dir / "last.pt"
-                where = (f"{last} holds the {self.epoch} completed epochs; continue with "
-                         f"--resume {last}") if last.exists() else "no epoch completed"
-                print(f"\ninterrupted in epoch {self.epoch + 1}: {where}",
-                      file=sys.stderr, flush=True)
-            raise
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGHUP: one line, printed by the caller
+            raise interrupted(self, e) from None
         finally:
+            self._stop.__exit__()
             if getattr(self, "_active_bar", None) is not None:
                 self._active_bar.close()  # no half bar left above an error message
             if self.files is not None:
                 self.files.draw_pending()  # curves.png of every finished epoch, even if stopped
+                self.files.close()  # unlocks the run directory
             self.dist.stop()
-            torch.set_num_threads(old_threads)
-            torch.use_deterministic_algorithms(old_det)
+            scope.close()  # the model's own layers and the torch settings of before
 
     def _banner(self) -> str:
         cfg = self.config
         where = f"; writing {self._run_dir}" if self._run_dir is not None else ""
-        ranks = f" x {self.dist.world_size} processes" if self.dist.enabled else ""
+        n = self.dist.world_size
+        ranks = f" ({cfg.batch_size // n} x {n} processes)" if self.dist.enabled else ""
         start = f" from epoch {self.epoch + 1}" if self.epoch else ""
         epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        k = torch.get_num_threads()
+        threads = f" ({k} thread{'s' if k != 1 else ''})" if self.device.type == "cpu" else ""
+        note = f" [{self.precision_note}]" if self.precision_note else ""
         return (f"training {cfg.model} on {cfg.dataset}: {epochs}{start} of "
                 f"{self.steps_per_epoch} steps, batch {cfg.batch_size}{ranks}, "
-                f"{cfg.optimizer} lr {cfg.lr:g}, {cfg.precision} on {self.device}{where}")
+                f"{cfg.optimizer} lr {cfg.lr:g}, {self.precision} on {self.device}{threads}"
+                f"{where}{note}")
 
     def _epoch(self) -> tuple[dict[str, Any], list[list[int]]]:
         cfg, epoch = self.config, self.epoch
         if hasattr(self.data, "set_epoch"):
             self.data.set_epoch(epoch)
-        start = time.perf_counter()
+        if getattr(self, "_threads", None) is not None:
+            self._threads.update()  # what other programs used of the CPUs since the last look
+        start = synchronized_clock(self.device)
         self.net.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
+        skip, partial = self._skip, self._partial  # resumed mid-epoch: go on after `skip`
+        self._skip, self._partial = 0, {}
+        if partial:
+            loss_sum += partial.get("loss_sum", 0.0)
+            correct += int(partial.get("correct", 0))
+            count, start = int(partial.get("count", 0)), start - partial.get("seconds", 0.0)
         lr = self.optimizer.param_groups[0]["lr"]
         bar = self._active_bar = self._bar(epoch)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for i, (X, y) in enumerate(self.data.train_dataloader()):
             if i >= self.steps_per_epoch:
                 break
+            if i < skip:  # trained on before the stop; drawn anyway so the RNGs stay in step
+                continue
+            if agreed(self._stop, self.dist, i, SYNC_EVERY, self.device):
+                raise preempt(self, i, {"loss_sum": loss_sum.item(), "correct": correct.item(),
+                                        "count": count, "seconds": time.perf_counter() - start})
             if X.device != self.device:  # a user's own data module on another device
                 X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if cfg.channels_last and X.dim() == 4:
@@ -357,12 +406,15 @@ class Trainer:
                 bar.update(1)
             if (i + 1) % SYNC_EVERY == 0:  # the only per-step host syncs
                 running = self._check_finite(loss_sum, i + 1)
+                for cb in self.callbacks:  # e.g. TensorBoard's loss every SYNC_EVERY steps
+                    if hasattr(cb, "on_train_steps"):
+                        cb.on_train_steps(self, running, count)
                 if bar is not None:
                     secs = time.perf_counter() - start
                     bar.set_postfix(loss=f"{running / count:.3f}",
                                     acc=f"{correct.item() / count:.3f}",
                                     img_s=f"{count * self.dist.world_size / secs:.0f}")
-        train_secs = time.perf_counter() - start
+        train_secs = synchronized_clock(self.device) - start  # the GPU's work, not its queue
         if bar is not None:
             bar.close()
         totals = torch.stack([loss_sum, correct.double(),
@@ -373,10 +425,12 @@ class Trainer:
         if not math.isfinite(total_loss):
             self._diverged(total_loss, self.steps_per_epoch)
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 >= self.epochs:
-            result = self.evaluate(limit=self._limit(cfg.limit_val_batches))
+            # test-time augmentation (twice the work) for the final figures only
+            result = self.evaluate(limit=self._limit(cfg.limit_val_batches),
+                                   tta=cfg.tta and epoch + 1 >= self.epochs)
         else:  # skipped (--val-every): no figures for this epoch, and no best.pt
             result = {"loss": None, "acc": None, "confusion": None}
-        seconds = time.perf_counter() - start
+        seconds = synchronized_clock(self.device) - start
         row = {"epoch": epoch + 1, "train_loss": total_loss / max(total, 1),
                "train_acc": total_correct / max(total, 1), "val_loss": result["loss"],
                "val_acc": result["acc"], "lr": lr, "seconds": round(seconds, 3),
@@ -398,7 +452,7 @@ class Trainer:
         lr = self.config.lr or self.optimizer.param_groups[0]["lr"]
         raise TrainingDiverged(
             f"the training loss became {value} in epoch {self.epoch + 1} by step {steps}: "
-            f"lower the learning rate (--lr {lr / 10:g}) or add --grad-clip 1{where}")
+            f"lower the learning rate (lr={lr / 10:g}) or add grad_clip=1{where}")
 
     def _bar(self, epoch: int):
         if not (self.is_main and sys.stderr.isatty()):
@@ -416,13 +470,16 @@ class Trainer:
             self.best = row["val_acc"]
         if self.is_main:
             print(format_row(row, self.epochs), flush=True)
+        # every rank's random state (each has its own dropout stream); all ranks take part
+        rng_ranks = self.dist.all_gather_object(ckpt.rng_state()) if self.dist.enabled else None
         if self.files is not None:
-            state = self.checkpoint_state()
+            state = self.checkpoint_state(rng_ranks=rng_ranks)
             # best.pt before last.pt: a kill between the two leaves last.pt one epoch
-            # behind, and the resumed run rewrites best.pt identically.
-            if improved:
-                ckpt.save_checkpoint(state, self.files.dir / "best.pt")
-            ckpt.save_checkpoint(state, self.files.dir / "last.pt")
+            # behind, and the resumed run rewrites best.pt identically. One write: last.pt
+            # is a hard link to the new best.pt.
+            d = self.files.dir
+            ckpt.save_checkpoints(state, [d / "best.pt", d / "last.pt"] if improved
+                                  else [d / "last.pt"])
             self.files.add_row(row, self.history)
         if self.live_plot:
             from cnnlab.train.plots import show_live
@@ -432,8 +489,10 @@ class Trainer:
             if hasattr(cb, "on_epoch_end"):
                 cb.on_epoch_end(self, row)
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        """The checkpoint dict of the current state (see docs/DESIGN.md)."""
+    def checkpoint_state(self, rng_ranks: list[dict[str, Any]] | None = None
+                         ) -> dict[str, Any]:
+        """The checkpoint dict of the current state (see docs/DESIGN.md). ``rng_ranks``:
+        every process's random state, gathered by all of them (DDP)."""
         cfg = self.config.to_dict()
         if self._run_dir is not None:
             cfg["out_dir"] = str(self._run_dir)
@@ -451,13 +510,25 @@ class Trainer:
             "num_classes": int(data.num_classes), "in_channels": int(data.in_channels),
             "image_size": [int(s) for s in data.image_size],
             "normalization": normalization_of(data),
+            **({"rng_ranks": rng_ranks} if rng_ranks else {}),
         }
+
+    def lr_find(self, **kwargs: Any):
+        """The LR range test (Smith 2017) on this trainer's model, data and optimizer,
+        which it leaves as they were; see :func:`cnnlab.train.lr_find.lr_find`."""
+        from cnnlab.train.lr_find import lr_find
+
+        return lr_find(self, **kwargs)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, loader: Iterable | None = None, limit: int | None = None
-                 ) -> dict[str, Any]:
-        """Loss, accuracy and confusion matrix (rows: true class) on ``loader`` (default: val)."""
+    def evaluate(self, loader: Iterable | None = None, limit: int | None = None,
+                 tta: bool | None = None) -> dict[str, Any]:
+        """Loss, accuracy and confusion matrix (rows: true class) on ``loader`` (default: val).
+
+        ``tta``: average with the mirror image (default: ``config.tta``). Outside ``fit()``
+        the model's own layers run (no kernels swapped in).
+        """
         if not hasattr(self, "net"):
             self.dist.start(self.device)
             self._build()
@@ -469,7 +540,7 @@ class Trainer:
         loss_sum, confusion = evaluate_batches(
             model, loader, device=self.device, num_classes=int(self.data.num_classes),
             loss_fn=self.val_loss_fn, limit=limit, channels_last=self.config.channels_last,
-            tta=self.config.tta, autocast=self._autocast)
+            tta=self.config.tta if tta is None else tta, autocast=self._autocast)
         model.train(was_training)
         if self.dist.enabled and getattr(self.data, "world_size", 1) > 1:  # val is sharded
             self.dist.all_reduce_sum(loss_sum)

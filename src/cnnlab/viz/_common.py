@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.data.images import MAX_PIXELS
+from cnnlab.errors import ConfigError
+from cnnlab.guards import check_int
 
-# refuse images larger than this before decoding them (a decompression bomb, or a photo
-# far larger than any 28-224 pixel input needs)
-MAX_IMAGE_PIXELS = 40_000_000
+# the one pixel limit of image files (cnnlab.data.images), under its viz name
+MAX_IMAGE_PIXELS = MAX_PIXELS
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
                nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.PReLU)
@@ -31,25 +30,40 @@ class EvalSet:
     classes: list[str]
 
 
+def check_model(model: Any, name: str = "model") -> nn.Module:
+    """``model`` if it is a torch ``nn.Module``, else a ConfigError naming the argument."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{name} must be a torch.nn.Module (e.g. from create_model or "
+                          f"model_from_checkpoint), got {type(model).__name__}")
+    return model
+
+
 def model_device(model: nn.Module) -> torch.device:
+    check_model(model)
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
 
 def eval_set(data: Any, max_images: int | None = None) -> EvalSet:
-    """The validation images of a DataModule, or an ``(X, y)`` / ``(X, y, classes)`` tuple."""
+    """The validation images of a DataModule, or an ``(X, y)`` / ``(X, y, classes)`` tuple.
+
+    Wherever the data lives (a DataModule on the GPU), the set is on the CPU.
+    """
+    if max_images is not None:
+        max_images = check_int("max_images", max_images)
     if isinstance(data, EvalSet):
         X, y, classes = data.X, data.y, data.classes
     elif isinstance(data, (tuple, list)):
-        if len(data) not in (2, 3):
-            raise ConfigError("data must be a DataModule or a tuple (X, y[, classes])")
+        if len(data) not in (2, 3) or not all(isinstance(t, torch.Tensor) for t in data[:2]):
+            raise ConfigError("data must be a DataModule or a tuple (X, y[, classes]) of "
+                              "tensors")
         X, y = data[0], data[1]
         classes = list(data[2]) if len(data) == 3 else [str(i) for i in range(int(y.max()) + 1)]
     elif hasattr(data, "val_dataloader"):
         Xs, ys, n = [], [], 0
         for Xb, yb in data.val_dataloader():
-            Xs.append(Xb)
-            ys.append(yb)
+            Xs.append(Xb.cpu())  # batch by batch: the whole set never sits twice on a GPU
+            ys.append(yb.cpu())
             n += len(yb)
             if max_images is not None and n >= max_images:
                 break
@@ -61,15 +75,17 @@ def eval_set(data: Any, max_images: int | None = None) -> EvalSet:
     if X.dim() != 4 or len(X) != len(y) or len(X) == 0:
         raise ConfigError(f"expected images N x C x H x W and N labels, got {tuple(X.shape)} "
                           f"and {tuple(y.shape)}")
-    return EvalSet(X.float(), y.long(), classes)
+    # on the CPU, like the logits of predict_logits: data on a GPU meets them there, and
+    # the figures read single values without a device sync each
+    return EvalSet(X.float().cpu(), y.long().cpu(), classes)
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits for ``X`` in eval mode, in batches (CPU result)."""
+    device = model_device(model)  # checks that model is an nn.Module
     was_training = model.training
     model.eval()
-    device = model_device(model)
     try:
         out = [model(X[i:i + batch_size].to(device)).float().cpu()
                for i in range(0, len(X), batch_size)]
@@ -104,9 +120,11 @@ def load_image(path: str | os.PathLike, in_channels: int = 1,
                size: Sequence[int] = (28, 28), invert: bool = False) -> torch.Tensor:
     """An image file as a uint8 tensor C x H x W, converted and resized for a model.
 
-    Grey (``in_channels=1``) or RGB (3); resized with antialiasing to ``size``. Fashion-
-    MNIST shows light objects on black: ``invert=True`` turns a dark-on-white photo
-    into that. Anything PIL cannot read is a :class:`DataError`.
+    The one image loader (:func:`cnnlab.data.images.load_image`, also behind ``cnnlab
+    predict``): grey (``in_channels=1``) or RGB (3), 16-bit images scaled, padded to a
+    square, resized with antialiasing to ``size``. Fashion-MNIST shows light objects on
+    black: ``invert=True`` turns a dark-on-white photo into that. A missing file is a
+    FileNotFoundError; anything PIL cannot read, or too large, is a :class:`DataError`.
 
     Example:
         >>> import tempfile, os
@@ -116,33 +134,9 @@ def load_image(path: str | os.PathLike, in_channels: int = 1,
         >>> load_image(p, 1, (28, 28)).shape
         torch.Size([1, 28, 28])
     """
-    from PIL import Image, UnidentifiedImageError
+    from cnnlab.data import images
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such image file; give the path of a PNG or JPEG image")
-    try:
-        with warnings.catch_warnings():
-            # PIL warns (a second stderr line) past 89 MP; the limit below is lower anyway
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
-        with im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise DataError(f"{path}: {im.width}x{im.height} pixels is too large "
-                                f"(limit {MAX_IMAGE_PIXELS}); scale it down first")
-            im = im.convert("L" if in_channels == 1 else "RGB")
-            im = im.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR,
-                           reducing_gap=None)
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image PIL can read; give a PNG or JPEG file") from None
-    except (OSError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot read the image ({e}); give a PNG or JPEG file") from None
-    c = 1 if in_channels == 1 else 3
-    X = data.reshape(int(size[0]), int(size[1]), c).permute(2, 0, 1).contiguous()
-    if in_channels not in (1, 3):
-        raise ConfigError(f"images can feed models with 1 or 3 input channels, not {in_channels}")
-    return 255 - X if invert else X
+    return images.load_image(path, in_channels, size, invert=bool(invert))
 
 
 def to_model_input(X: torch.Tensor, normalization: dict | None = None) -> torch.Tensor:

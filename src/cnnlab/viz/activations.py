@@ -19,6 +19,7 @@ from torch import nn
 from cnnlab.viz._common import (
     ACTIVATIONS,
     EvalSet,
+    check_model,
     eval_set,
     model_device,
     new_figure,
@@ -204,6 +205,7 @@ def activations(model: nn.Module, data: Any, max_images: int = 512, ood: str = "
         >>> [s.name for s in r.inputs], r.inputs[0].layers[0].type
         (['test', 'noise', 'inverted'], 'ReLU')
     """
+    check_model(model)
     test = eval_set(data, max_images)
     if inputs is None:
         inputs = default_inputs(data, test, ood=ood, seed=seed)

@@ -8,7 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.guards import check_int
 from cnnlab.viz._common import eval_set, new_figure, predict_logits, show_image
+
+MAX_TOP = 256  # mistakes drawn at most: one subplot each
 
 
 @dataclass
@@ -54,6 +57,7 @@ def errors(model: nn.Module, data: Any, top: int = 16, max_images: int | None = 
         >>> len(r.mistakes) <= 4 and r.num_images == 20
         True
     """
+    top = check_int("top", top, most=MAX_TOP)  # one subplot per mistake
     ev = eval_set(data, max_images)
     probs = torch.softmax(predict_logits(model, ev.X), dim=1)
     conf, pred = probs.max(dim=1)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.viz._common import model_device, new_figure, show_image
+from cnnlab.guards import check_int
+from cnnlab.viz._common import check_model, model_device, new_figure, show_image
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -49,7 +50,8 @@ def kernels(model: nn.Module, max_kernels: int = 64) -> KernelsResult:
         >>> tuple(r.weights.shape), tuple(r.norms.shape)
         ((6, 1, 5, 5), (6,))
     """
-    name, conv = first_conv(model)
+    max_kernels = check_int("max_kernels", max_kernels, most=4096)
+    name, conv = first_conv(check_model(model))
     W = conv.weight.detach().float().cpu()
     norms = W.flatten(1).norm(dim=1)
     n_out, n_in = W.shape[0], W.shape[1]
@@ -106,7 +108,7 @@ class FeaturesResult:
 
 
 def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stages: int = 6,
-             classes: list[str] | None = None) -> FeaturesResult:
+             classes: list[str] | None = None, figure: bool = True) -> FeaturesResult:
     """Feature maps of each convolution stage for one model-ready image (C x H x W).
 
     A stage is the last output at each spatial resolution that holds a convolution
@@ -122,6 +124,12 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
         >>> [s.shape for s in r.stages]
         [(4, 28, 28), (8, 14, 14)]
     """
+    check_model(model)
+    channels = check_int("channels", channels, most=256)
+    max_stages = check_int("max_stages", max_stages, most=64)
+    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4):
+        raise ConfigError(f"image must be a C x H x W tensor, got "
+                          f"{getattr(image, 'shape', type(image).__name__)}")
     X = image.unsqueeze(0) if image.dim() == 3 else image
     if X.dim() != 4 or X.shape[0] != 1:
         raise ConfigError(f"features takes one image C x H x W, got shape {tuple(image.shape)}")
@@ -174,17 +182,22 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
     probs = torch.softmax(logits.float().cpu()[0], dim=0) if logits.dim() == 2 else None
     pred = int(probs.argmax()) if probs is not None else -1
 
+    if not figure:  # the numbers only (cnnlab explore draws its own pictures, faster)
+        return FeaturesResult(X[0].cpu(), result, pred,
+                              probs if probs is not None else torch.empty(0), None)
     cols = channels + 1
     fig = new_figure(1.05 * cols, 1.15 * (len(result) + 1) + 0.3)
     axes = fig.subplots(len(result) + 1, cols, squeeze=False)
     for ax in axes.reshape(-1):
         ax.set_axis_off()
-    title = "input"
-    if probs is not None:
-        name = classes[pred] if classes and pred < len(classes) else str(pred)
-        title = f"input\npred {name} ({float(probs[pred]):.0%})"
-    show_image(axes[0, 0], X[0].cpu(), title)
+    show_image(axes[0, 0], X[0].cpu(), "input")
     axes[0, 0].set_axis_on()
+    if probs is not None:  # beside the image, in the empty row: a title would be clipped
+        name = classes[pred] if classes and pred < len(classes) else str(pred)
+        label = axes[0, 0].text(1.15, 0.5, f"prediction: {name} ({float(probs[pred]):.0%})",
+                                fontsize=9, va="center", ha="left", wrap=True,
+                                transform=axes[0, 0].transAxes)
+        label.set_in_layout(False)  # it overhangs the empty cells; the grid keeps its columns
     for r, st in enumerate(result, start=1):
         axes[r, 0].text(0.0, 0.5, f"{st.layer}\n{'x'.join(map(str, st.shape))}",
                         fontsize=7, va="center", transform=axes[r, 0].transAxes)
@@ -195,6 +208,6 @@ def features(model: nn.Module, image: torch.Tensor, channels: int = 8, max_stage
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"ch {ch}", fontsize=7)
-    fig.suptitle("feature maps per stage (most active channels)", fontsize=10)
+    fig.suptitle("feature maps per stage (most active channels)", fontsize=10, wrap=True)
     return FeaturesResult(X[0].cpu(), result, pred,
                           probs if probs is not None else torch.empty(0), fig)

@@ -4,9 +4,8 @@ Why: glibc's malloc serves large blocks (from 128 KiB, a threshold it raises as
 blocks are freed) with fresh ``mmap`` pages and returns memory above a trim
 threshold to the kernel when it is freed. A CPU training step allocates and frees
 the same activation tensors (a few MB each) every time, so the next step touches
-fresh pages again: each first touch is a page fault that zeroes 4 KiB. For LeNet's
-step on 2 threads that was 150-500 faults and ~0.6 ms of system time per 12 ms step;
-with the two limits below, ~4 faults and a step 5-7% faster
+fresh pages again: each first touch is a page fault that zeroes 4 KiB. With the two
+limits below a LeNet step takes a handful of faults instead of hundreds
 (benchmarks/results/lenet.md). GPU training has the same idea in PyTorch's caching
 allocator; on CPU, PyTorch leaves it to the C library (or to jemalloc/tcmalloc
 preloaded with ``LD_PRELOAD``).
@@ -16,7 +15,7 @@ of the heap) rather than returned, so its resident size stays at its peak, as a
 training run's does anyway.
 
 Example:
-    >>> from cnnlab.accel import keep_freed_memory
+    >>> from cnnlab.accel import keep_freed_memory  # re-exported from cnnlab.native.memory
     >>> keep_freed_memory() in (True, False)  # False where the C library is not glibc
     True
 """

@@ -1,0 +1,64 @@
+"""The three d2l 0.17 names whose meaning 1.0.3 changed: ``Residual``, ``try_all_gpus``,
+``download``. :mod:`cnnlab.d2l017` serves these; :mod:`cnnlab.d2l` has 1.0.3's.
+
+* ``Residual(input_channels, num_channels, use_1x1conv=False, strides=1)``: eager layers
+  (1.0.3: ``Residual(num_channels, ...)`` with Lazy layers).
+* ``try_all_gpus()``: ``[cpu()]`` without a GPU (1.0.3: ``[]``).
+* ``download(name, cache_dir='../data')``: a ``DATA_HUB`` name only (1.0.3 takes a URL,
+  a folder and a hash).
+
+Example:
+    >>> import torch
+    >>> from cnnlab import d2l017 as d2l
+    >>> d2l.Residual(3, 6, use_1x1conv=True, strides=2)(torch.rand(4, 3, 6, 6)).shape
+    torch.Size([4, 6, 3, 3])
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab._d2l import hub
+from cnnlab._d2l.utils import cpu
+from cnnlab._d2l.utils import try_all_gpus as _all_gpus
+from cnnlab.errors import DataNotFoundError
+
+
+class Residual(nn.Module):
+    """ResNet's residual block (0.17, 7.6): 3x3 conv-BN-ReLU, 3x3 conv-BN, + input, ReLU."""
+
+    def __init__(self, input_channels: int, num_channels: int, use_1x1conv: bool = False,
+                 strides: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
+                               stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = (nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+                      if use_1x1conv else None)
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3 is not None:
+            X = self.conv3(X)
+        return F.relu(Y + X)
+
+
+def try_all_gpus() -> list[torch.device]:
+    """All CUDA devices, or ``[cpu()]`` when there is none (0.17's meaning)."""
+    return _all_gpus() or [cpu()]
+
+
+def download(name: str, cache_dir: str = os.path.join("..", "data")) -> str:
+    """Download the ``DATA_HUB`` entry ``name`` into ``cache_dir``; return the local path."""
+    if name not in hub.DATA_HUB:
+        raise DataNotFoundError(f"{name!r} is not in DATA_HUB; known names: "
+                                f"{sorted(hub.DATA_HUB)}")
+    url, sha1_hash = hub.DATA_HUB[name]
+    return hub.download(url, cache_dir, sha1_hash)

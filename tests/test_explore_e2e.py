@@ -1,0 +1,183 @@
+"""`cnnlab explore` in a real headless browser (Debian's chromium, driven by Playwright).
+
+Starts the command on a free port with a small run directory, opens each view as a
+person would, and records every request the browser makes: all of them must go to
+this machine. Skips with a reason where Gradio, Playwright or chromium are missing
+(`make test` installs chromium where apt and root are there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytest.importorskip("gradio", reason="the explore extra is not installed: pip install "
+                    "'cnnlab[explore]'")
+pytest.importorskip("playwright.sync_api", reason="playwright (pip) drives the browser")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("no chromium browser (apt-get install chromium; make test does it as root)",
+                allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+CNNLAB = [sys.executable, "-m", "cnnlab"]
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-default-apps", "--disable-extensions"]
+LOCAL = ("127.0.0.1", "localhost")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A tiny LeNet run (a few real batches) and `cnnlab explore` serving it."""
+    root = tmp_path_factory.mktemp("explore")
+    runs = root / "runs"
+    env = {**os.environ, "CNNLAB_NATIVE": "0"}  # the C kernels are not what is tested here
+    dataset = "fashion-mnist" if _has_fashion_mnist() else "synthetic"
+    subprocess.run([*CNNLAB, "train", "lenet", "--dataset", dataset, "--epochs", "1",
+                    "--limit-train-batches", "3", "--limit-val-batches", "1",
+                    "--out", str(runs / "lenet")], check=True, env=env, cwd=root,
+                   capture_output=True, timeout=300)
+    port = _free_port()
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([*CNNLAB, "explore", str(runs), "--port", str(port),
+                             "--no-browser"], stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                            env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    else:
+        proc.kill()
+    if proc.poll() is not None:
+        pytest.fail(f"cnnlab explore did not start: {(root / 'server.log').read_text()[-2000:]}")
+    yield url, runs, root
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _has_fashion_mnist() -> bool:
+    from cnnlab.data import is_available
+
+    return is_available("fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    url = server[0]
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        pg.set_default_timeout(30_000)
+        pg.on("request", lambda r: requests.append(r.url))
+        pg.goto(url)
+        pg.wait_for_selector("#conv-formula :text('output')")
+        yield pg, requests
+        browser.close()
+
+
+def _set_slider(pg, elem_id: str, value: int) -> None:
+    box = pg.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_convolution_view_shows_the_7_3_example(page):
+    pg, _ = page
+    pg.get_by_role("button", name="the 7.3 example").click()
+    pg.wait_for_selector("#conv-formula :text('2 × 2')")
+    text = pg.inner_text("#conv-formula")
+    assert "floor((8 + 2*0 - 1*(3-1) - 1)/3) + 1 = floor(5/3) + 1 = 2" in text
+    assert "floor((8 + 2*1 - 1*(5-1) - 1)/4) + 1 = floor(5/4) + 1 = 2" in text
+    # a slider moved by hand: stride w 4 -> 2 makes the width floor(5/2) + 1 = 3
+    _set_slider(pg, "conv-stride-w", 2)
+    pg.wait_for_selector("#conv-formula :text('2 × 3')")
+    _set_slider(pg, "conv-step", 4)  # the fifth window: row 1, column 1 of 2x3
+    pg.wait_for_selector("#conv-sum :text('Y[1, 1]')")
+    assert pg.inner_text("#conv-msg").strip() == ""
+
+
+def test_model_view_predicts_and_draws_a_receptive_field(page):
+    pg, _ = page
+    pg.get_by_role("tab", name="Model").click()
+    pg.wait_for_selector("#model-info :text('test image 0')")
+    pred = pg.inner_text("#model-pred")
+    from cnnlab.data import load_dataset
+
+    classes = load_dataset("fashion-mnist" if _has_fashion_mnist() else "synthetic",
+                           download=False).classes
+    assert any(c in pred for c in classes), pred
+    before = pg.locator("#model-input img").get_attribute("src")
+    img = pg.locator("#model-maps img")
+    img.scroll_into_view_if_needed()
+    box = img.bounding_box()
+    # the first stage's first map sits at the top left, under its caption
+    img.click(position={"x": box["width"] * 0.08, "y": box["height"] * 0.08})
+    pg.wait_for_selector("#model-field :text('receptive field')")
+    field = pg.inner_text("#model-field")
+    assert "sees input rows" in field
+    pg.wait_for_function(
+        "src => document.querySelector('#model-input img').getAttribute('src') !== src", arg=before)
+
+
+def test_runs_view_lists_the_run(page):
+    pg, _ = page
+    pg.get_by_role("tab", name="Runs").click()
+    pg.wait_for_function("() => document.querySelector('#runs-table').innerText"
+                         ".includes('lenet')")
+    table = pg.inner_text("#runs-table")
+    assert "val_acc" in table and ("fashion-mnist" in table or "synthetic" in table)
+
+
+def test_the_browser_fetched_nothing_from_elsewhere(page):
+    pg, requests = page
+    assert requests
+    outside = [u for u in requests if u.split("/")[2].split(":")[0] not in LOCAL
+               and not u.startswith(("data:", "blob:"))]
+    assert outside == []
+
+
+def test_files_outside_are_not_served(server):
+    url, runs, _ = server
+    for target in ("/etc/passwd", str(runs / "lenet" / "best.pt"), "../../etc/passwd"):
+        try:
+            with urllib.request.urlopen(f"{url}gradio_api/file={target}", timeout=10) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status in (400, 403, 404), (target, status)
+
+
+def test_cli_refuses_a_missing_folder_in_one_line(tmp_path):
+    r = subprocess.run([*CNNLAB, "explore", str(tmp_path / "missing")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith("cnnlab: error:") and len(r.stderr.strip().splitlines()) == 1
+    assert "does not exist" in r.stderr
