@@ -31,20 +31,26 @@ ROOT = Path(__file__).resolve().parents[1]
 _MARKER = re.compile(r"^<!-- run: (?P<script>[^|]+?) \| (?P<machine>.+?) -->$", re.M)
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
 def machine() -> str:
     """``"2 cores, AMD EPYC"``: the core count, the CPU's make, and the GPU if one is in use.
 
     Coarse on purpose (no model number): a run on the same kind of machine replaces
     the previous one.
     """
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = " ".join(line.split(":", 1)[1].split()[:2])
-                break
-    except OSError:
-        pass
+    model = " ".join(cpu_model().split()[:2])
     text = f"{os.cpu_count()} cores, {model}"
     torch = sys.modules.get("torch")  # only if the script imported it
     if torch is not None and torch.cuda.is_available():
@@ -89,15 +95,8 @@ def finish(path: Path, text: str, quick: bool) -> int:
 
 def machine_info() -> dict:
     """nproc, CPU model, torch version and the load average now (the machine is shared)."""
-    import platform
-
     import torch
 
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in
-                    Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), platform.processor())
-    except OSError:
-        cpu = platform.processor()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"nproc": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "load": load}
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
+            "load": load}

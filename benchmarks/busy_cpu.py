@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
               f"busy: default / best fixed = {busy_ratio:.2f}x (target <= 1.2x); "
               f"before / best fixed = {before_busy:.2f}x",
               f"idle: default / before = {idle_ratio:.2f}x (target <= 1.05x)",
-              "", f"command: python benchmarks/busy_cpu.py{' --quick' if args.quick else ''}"
-              f"  ({time.perf_counter() - started:.0f} s)"]
+              "", f"command: python benchmarks/busy_cpu.py {' '.join(sys.argv[1:])}".rstrip()
+              + f"  ({time.perf_counter() - started:.0f} s)"]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if not (args.quick or args.no_write):

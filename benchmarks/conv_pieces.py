@@ -68,7 +68,7 @@ def layer_pieces(name: str, batch: int) -> dict:
 
     def native_fwd_wgrad():
         ops.conv2d_small(X, W, None, p)
-        ops.conv2d_small_weight_grad(X, dY, 5, p)
+        ops.conv2d_small_backward(dY, X, W, p, False, True)
 
     out = {
         "forward": (lambda: F.conv2d(X, W, padding=p), lambda: ops.conv2d_small(X, W, None, p)),
@@ -77,7 +77,7 @@ def layer_pieces(name: str, batch: int) -> dict:
     }
     if C > 1:
         out["input gradient"] = (lambda: F.conv_transpose2d(dY, W, padding=p),
-                                 lambda: ops.conv2d_small_input_grad(dY, W, side, side, p))
+                                 lambda: ops.conv2d_small_backward(dY, X, W, p, True, False))
         # what a training step runs, through autograd: NativeConv2d's op
         out["forward + both gradients"] = (
             lambda: torch.autograd.grad(F.conv2d(Xr, Wr, padding=p), [Xr, Wr], dY),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -162,21 +161,13 @@ def _table(rows) -> list[str]:
     return lines
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _results import machine_info  # sibling module; scripts run from benchmarks/
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test, writes no file")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -197,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "CPU)", "",
         f"- command: `{command}`",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {os.cpu_count()} CPUs ({_cpu_model()}); torch {torch.__version__}, "
+        f"- machine: {os.cpu_count()} CPUs ({machine_info()['cpu']}); torch {torch.__version__}, "
         f"{torch.get_num_threads()} intra-op threads",
         f"- load average before / after: {load_before} / {_load()}",
         f"- median of {repeats} interleaved repeats after one warm-up each; ratio = ops / F "

@@ -722,3 +722,25 @@ def test_d2l_zero_epochs_is_a_value_not_a_default():
     # the book's LeNet has lazy layers: had one batch gone through, they would be set
     assert any(isinstance(p, torch.nn.parameter.UninitializedParameter)
                for p in model.parameters())
+
+
+@pytest.mark.parametrize("change", [
+    {"history": [{"epoch": 1, "train_loss": "not a number"}]},
+    {"image_size": [0, 28]},
+    {"normalization": {"mean": [0.1, 0.2], "std": [0.3, 0.4]}},
+], ids=["history-row", "image-size", "normalization"])
+def test_a_bad_checkpoint_value_is_refused_before_anything_is_written(files, tmp_path, capsys,
+                                                                      change):
+    # the run directory of a checkpoint with one bad value: --resume auto must refuse it
+    # before config.json or metrics.csv are rewritten from it
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(files["run"], run)
+    good = load_checkpoint(run / "last.pt")
+    torch.save({**good, **change}, run / "last.pt")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main([*_argv(T, files), "--num-train", "64", "--batch-size", "32", "--epochs", "2",
+                 "--resume", "auto", "--out", str(run)]) == 2
+    assert "malformed" in _one_line(capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

@@ -49,10 +49,12 @@ def _case_args():
         ("conv2d_small 6ch", ops.conv2d_small,
          (r(2, 6, 9, 9, grad=True).contiguous(memory_format=CL), r(16, 6, 5, 5, grad=True),
           None, 0)),
-        ("conv2d_small_input_grad", ops.conv2d_small_input_grad,
-         (r(2, 16, 5, 5), r(16, 6, 5, 5), 9, 9, 0)),
-        ("conv2d_small_weight_grad", ops.conv2d_small_weight_grad,
-         (r(2, 6, 9, 9), r(2, 16, 5, 5), 5, 0)),
+        ("conv2d_small_backward", ops.conv2d_small_backward,
+         (r(2, 16, 5, 5), r(2, 6, 9, 9), r(16, 6, 5, 5), 0, True, True)),
+        ("conv2d_small_backward 1ch weight only", ops.conv2d_small_backward,
+         (r(3, 6, 10, 10), r(3, 1, 10, 10), r(6, 1, 5, 5), 2, False, True)),
+        ("conv2d_small_backward input only", ops.conv2d_small_backward,
+         (r(2, 16, 5, 5), r(2, 6, 9, 9), r(16, 6, 5, 5), 0, True, False)),
     ]
 
 
@@ -71,14 +73,14 @@ def test_opcheck(case, with_native, monkeypatch):
     _, op, args = CASES[case]
     result = torch.library.opcheck(op, args)
     assert set(result.values()) == {"SUCCESS"}, result
-    assert len(ops.OPS) == 6 and op in ops.OPS
+    assert len(ops.OPS) == 5 and op in ops.OPS
 
 
 def test_every_op_is_registered_under_the_cnnlab_namespace():
     names = {op._qualname for op in ops.OPS}
     assert names == {f"cnnlab::{n}" for n in (
         "resample_u8", "sigmoid_avg_pool2d", "sigmoid_avg_pool2d_backward", "conv2d_small",
-        "conv2d_small_input_grad", "conv2d_small_weight_grad")}
+        "conv2d_small_backward")}
     for name in names:
         assert hasattr(torch.ops.cnnlab, name.split("::")[1])
 
@@ -138,7 +140,8 @@ def test_ops_name_what_does_not_fit():
     with pytest.raises(ValueError, match="bias"):
         ops.conv2d_small(torch.zeros(1, 1, 8, 8), torch.zeros(2, 1, 5, 5), torch.zeros(3), 0)
     with pytest.raises(ValueError, match="dY"):
-        ops.conv2d_small_input_grad(torch.zeros(1, 2, 3, 3), torch.zeros(2, 1, 5, 5), 8, 8, 0)
+        ops.conv2d_small_backward(torch.zeros(1, 2, 3, 3), torch.zeros(1, 1, 8, 8),
+                                  torch.zeros(2, 1, 5, 5), 0, True, True)
     with pytest.raises(ValueError, match="k >= 1"):
         ops.sigmoid_avg_pool2d(torch.zeros(1, 1, 2, 2), 3)
     ys, wy = interpolation_band(28, 40)
@@ -169,7 +172,8 @@ def test_mixed_devices_never_reach_c(where):
         ops.conv2d_small(X, W, None, 2)
     with pytest.raises(ValueError, match="different devices"):
         other = "cpu" if W.device.type == "meta" else "meta"
-        ops.conv2d_small_input_grad(torch.zeros(4, 6, 28, 28, device=other), W, 28, 28, 2)
+        ops.conv2d_small_backward(torch.zeros(4, 6, 28, 28, device=other),
+                                  torch.zeros(4, 1, 28, 28, device=other), W, 2, True, True)
     with pytest.raises(ValueError, match="different devices"):
         ops.sigmoid_avg_pool2d_backward(torch.zeros(2, 6, 8, 8),
                                         torch.zeros(2, 6, 4, 4, device="meta"), 2)
@@ -261,7 +265,8 @@ def test_allocation_failure_in_c_falls_back_to_pytorch(no_memory_lib, monkeypatc
     ref(X).sum().backward()
     torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-4)
     dY, w = torch.randn(2, 16, 5, 5), torch.randn(16, 6, 5, 5)
-    torch.testing.assert_close(ops.conv2d_small_input_grad(dY, w, 9, 9, 0),
+    X = torch.randn(2, 6, 9, 9)
+    torch.testing.assert_close(ops.conv2d_small_backward(dY, X, w, 0, True, False)[0],
                                torch.nn.grad.conv2d_input((2, 6, 9, 9), w, dY),
                                rtol=1e-4, atol=1e-4)
 

@@ -32,7 +32,9 @@ def test_list_says_missing_and_how_to_get(capsys, tmp_path):
 def test_fetch_without_files_or_network_exits_2(capsys, tmp_path):
     assert main(["data", "fetch", "fashion-mnist", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("cnnlab: error: Fashion-MNIST not found")
+    # the folder the user named is used or refused: it says what that folder lacks
+    assert err.startswith(f"cnnlab: error: the data folder {tmp_path} is empty")
+    assert err.count("\n") == 1
     assert "train-images-idx3-ubyte.gz" in err and "Traceback" not in err
 
 

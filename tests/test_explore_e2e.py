@@ -124,6 +124,14 @@ def test_convolution_view_shows_the_7_3_example(page):
     assert pg.inner_text("#conv-msg").strip() == ""
 
 
+def test_one_by_one_convolution_is_shown_as_a_matrix_product(page):
+    pg, _ = page
+    pg.get_by_text("1x1 convolution is a matrix product (7.4)").click()
+    pg.get_by_role("button", name="compute", exact=True).click()
+    pg.wait_for_selector(":text('differ by at most')")
+    assert "K (3x3) @ X (3x256)" in pg.inner_text("body")
+
+
 def test_model_view_predicts_and_draws_a_receptive_field(page):
     pg, _ = page
     pg.get_by_role("tab", name="Model").click()
@@ -145,6 +153,42 @@ def test_model_view_predicts_and_draws_a_receptive_field(page):
     assert "sees input rows" in field
     pg.wait_for_function(
         "src => document.querySelector('#model-input img').getAttribute('src') !== src", arg=before)
+
+
+def test_uploads_a_bad_one_is_a_message_a_good_one_a_prediction(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    pg, _ = page
+    big, good = tmp_path / "big.png", tmp_path / "shirt.png"
+    Image.new("L", (5000, 4000), 255).save(big)  # 20 megapixels: over the cap, a small file
+    im = Image.new("RGB", (120, 90), "white")  # a dark shape on white paper, like a photo
+    ImageDraw.Draw(im).rectangle((35, 15, 85, 80), fill="black")
+    im.save(good)
+    pg.get_by_role("tab", name="Convolution").click()  # a bad upload: a message, no crash
+    pg.get_by_text("draw or upload").locator("visible=true").click()
+    pg.locator("#conv-source").get_by_label("upload").check()
+    pg.locator("#conv-upload input[type=file]").set_input_files(str(big))
+    pg.wait_for_selector("#conv-msg :text('megapixels')")
+    pg.locator("#conv-source").get_by_label("test image").check()
+    pg.wait_for_function("() => document.querySelector('#conv-msg').innerText.trim() === ''")
+    pg.get_by_role("tab", name="Model").click()  # a good one: its prediction
+    pg.get_by_text("draw or upload").locator("visible=true").click()
+    pg.locator("#model-source").get_by_label("upload").check()
+    pg.locator("#model-upload input[type=file]").set_input_files(str(good))
+    pg.wait_for_selector("#model-info :text('upload shirt.png')")
+    assert pg.inner_text("#model-msg").strip() == ""
+    pg.locator("#model-source").get_by_label("test image").check()
+    pg.wait_for_selector("#model-info :text('test image 0')")
+
+
+def test_model_view_activation_statistics(page):
+    pg, _ = page
+    pg.get_by_text("activation statistics: test images vs noise").click()
+    pg.get_by_role("button", name="compute (256 images of each)").click()
+    pg.wait_for_selector("#model-stats textarea", state="attached")
+    pg.wait_for_function("() => document.querySelector('#model-stats textarea').value"
+                         ".includes('prediction entropy')", timeout=60_000)
+    assert pg.inner_text("#model-msg").strip() == ""
 
 
 def test_runs_view_lists_the_run(page):
@@ -175,9 +219,10 @@ def test_files_outside_are_not_served(server):
         assert status in (400, 403, 404), (target, status)
 
 
-def test_cli_refuses_a_missing_folder_in_one_line(tmp_path):
-    r = subprocess.run([*CNNLAB, "explore", str(tmp_path / "missing")], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 2
-    assert r.stderr.startswith("cnnlab: error:") and len(r.stderr.strip().splitlines()) == 1
-    assert "does not exist" in r.stderr
+def test_cli_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    assert main(["explore", str(tmp_path / "missing"), "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab: error:") and len(err.strip().splitlines()) == 1
+    assert "does not exist" in err

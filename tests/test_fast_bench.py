@@ -94,3 +94,25 @@ def test_every_results_file_holds_one_run_per_script_and_machine():
     for path in sorted((BENCH / "results").glob("*.md")):
         keys = re.findall(r"^<!-- run: (.+?) -->$", path.read_text(), re.M)
         assert len(keys) == len(set(keys)), f"{path.name} repeats a run: {keys}"
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_startup_quick(capsys):
+    bench = _load("startup")
+    before = _unchanged(bench.RESULTS)
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| `import torch` |" in out and "`cnnlab predict CKPT IMAGE`" in out
+    assert _unchanged(bench.RESULTS) == before
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_speedrun_quick(capsys):
+    bench = _load("speedrun")
+    before = _unchanged(bench.RESULTS)
+    assert bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| recipe |" in out and "fast-cpu" in out and "CPU:" in out
+    assert _unchanged(bench.RESULTS) == before

@@ -66,6 +66,7 @@ def test_suggestion_is_the_steepest_descent_of_the_smoothed_loss():
     assert suggest(lrs[:5], losses[:5])[0] is None  # too short to tell
 
 
+@pytest.mark.slow
 def test_cli_lr_find_one_line_and_plot(tmp_path, capsys):
     plot = tmp_path / "lr.png"
     assert main(["lr-find", "lenet-modern", "--dataset", "synthetic", "--num-train", "256",

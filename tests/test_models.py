@@ -224,7 +224,8 @@ def test_too_small_or_mismatched_inputs_give_one_line_fixes():
     assert min_input_size("alexnet") == 65  # 11x11/4 conv, three 3x3/2 pools
     assert min_input_size("lenet") == 12
     # Python callers read the parameter names (the CLI rewrites them into its flags)
-    with pytest.raises(ConfigError, match=r"at least 65x65, got 28x28; use the book's 224x224 \(input_size=224"):
+    with pytest.raises(ConfigError,
+                       match=r"at least 65x65, got 28x28; use the book's 224x224 \(input_size=224"):
         create_model("alexnet", input_size=28)
     with pytest.raises(ConfigError, match=r"at least 65x65.*\(resize=224\)") as info:
         create_model("alexnet")(torch.rand(1, 1, 28, 28))

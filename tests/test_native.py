@@ -241,7 +241,7 @@ def test_native_input_gradient_kernel_matches_pytorch(shape, monkeypatch):
         raise AssertionError("the native kernel declined")
 
     monkeypatch.setattr(ops.F, "conv_transpose2d", no_fallback)
-    dX = ops.conv2d_small_input_grad(dY, weight, H, W, p)
+    dX = ops.conv2d_small_backward(dY, X, weight, p, True, False)[0]
     assert dX.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
 
@@ -253,7 +253,7 @@ def test_native_input_gradient_kernel_declines_what_it_cannot_do():
 
     # a kernel row of 7 x 16 floats does not fit the kernel's 6 accumulators: PyTorch's
     dY, weight = torch.randn(1, 16, 4, 4), torch.randn(16, 16, 7, 7)
-    dX = ops.conv2d_small_input_grad(dY, weight, 4, 4, 3)
+    dX = ops.conv2d_small_backward(dY, torch.zeros(1, 16, 4, 4), weight, 3, True, False)[0]
     ref = torch.nn.grad.conv2d_input((1, 16, 4, 4), weight, dY, padding=3)
     torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
     assert not native_dgrad_supported(torch.nn.Conv2d(16, 16, 7, padding=3))

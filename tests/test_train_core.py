@@ -348,6 +348,9 @@ def test_thread_governor_counts_what_other_programs_use(monkeypatch):
         # the other program stopped: both CPUs are ours again
         clock.update(wall=clock["wall"] + 2, busy=clock["busy"] + 2.0, own=2.0 + 2.6)
         assert gov.update() == 2
+        # a window of a few clock ticks decides nothing
+        clock.update(wall=clock["wall"] + 0.01, busy=clock["busy"] + 0.02, own=4.6)
+        assert gov.update() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -1,7 +1,6 @@
 """`python -m cnnlab ...` (and `torchrun -m cnnlab train ...`) run the CLI."""
 
-import sys
+from cnnlab.cli import run
 
-from cnnlab.cli import main
-
-sys.exit(main())
+if __name__ == "__main__":  # not when a tool (pytest's doctest collection) imports it
+    run()

@@ -117,9 +117,9 @@ def memory_available() -> tuple[int, str] | None:
     The smallest of MemAvailable (``/proc/meminfo``, or ``sysconf`` elsewhere), a
     cgroup limit and the address-space limit (``ulimit -v``); None if none is known.
     """
-    found = [(v, w) for v, w in ((_meminfo_available(), "available memory"),
-                                 (_cgroup_available(), "container memory limit"),
-                                 (_address_space_left(), "address-space limit (ulimit -v)"))
+    found = [(v, w) for v, w in ((_meminfo_available(), "MemAvailable"),
+                                 (_cgroup_available(), "the container's limit"),
+                                 (_address_space_left(), "the address-space limit, ulimit -v"))
              if v is not None]
     return min(found) if found else None
 
@@ -144,7 +144,8 @@ def check_memory(nbytes: int, what: str, fix: str) -> None:
     avail = memory_available()
     if avail is not None and nbytes > avail[0]:
         raise ConfigError(f"{what} needs {format_bytes(nbytes)}, more than the "
-                          f"{format_bytes(avail[0])} of {avail[1]} on this machine; {fix}")
+                          f"{format_bytes(avail[0])} of memory left on this machine "
+                          f"({avail[1]}); {fix}")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -210,7 +211,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
     A failure (full disk, Ctrl-C, a plotting error) removes the temporary file and
     leaves the old ``path`` as it was: a reader never sees half a file. The temporary
-    name keeps ``path``'s suffix so that writers that go by it (matplotlib) still can.
+    name ends in ``.tmp`` (a run directory sweeps such leftovers of a kill), so writers
+    that go by the suffix (matplotlib's ``savefig``) need ``format=``.
 
     Example:
         >>> import tempfile
@@ -224,10 +226,15 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:  # a write() that failed says no file name: name the file written
+        if e.filename is None or str(e.filename) == str(tmp):
+            raise OSError(e.errno, f"cannot write {path} ({e.strerror or e}); the file "
+                          "there was left as it was") from e
+        raise
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

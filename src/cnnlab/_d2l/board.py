@@ -110,7 +110,8 @@ class ProgressBoard(HyperParameters):
         from cnnlab.guards import atomic_output
 
         with atomic_output(path) as tmp:  # redrawn each epoch: never half a picture
-            self.fig.savefig(tmp, dpi=100, bbox_inches="tight")
+            self.fig.savefig(tmp, dpi=100, bbox_inches="tight",
+                             format=Path(path).suffix[1:].lower() or "png")
         if self._announced != path:
             print(f"d2l board: {Path(path).resolve()}")
             self._announced = path

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab._d2l.core import Classifier
+from cnnlab.models.resnet import ResidualBlock
 
 
 @contextlib.contextmanager
@@ -70,15 +71,16 @@ class LeNet(Classifier):
                 nn.LazyLinear(num_classes))
 
 
-class Residual(nn.Module):
+class Residual(ResidualBlock):
     """ResNet's residual block (d2l 8.6.2): 3x3 conv-BN-ReLU, 3x3 conv-BN, + input, ReLU.
 
     ``use_1x1conv`` sends the input through a 1x1 conv with ``strides`` so that it
-    matches the new channel count and size.
+    matches the new channel count and size. The zoo's block with the book's signature
+    and Lazy layers (its forward is the zoo's).
     """
 
     def __init__(self, num_channels: int, use_1x1conv: bool = False, strides: int = 1) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # the zoo's __init__ builds eager layers; these are lazy
         with quiet_lazy():
             self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
             self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
@@ -86,13 +88,6 @@ class Residual(nn.Module):
                           if use_1x1conv else None)
             self.bn1 = nn.LazyBatchNorm2d()
             self.bn2 = nn.LazyBatchNorm2d()
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = self.bn2(self.conv2(Y))
-        if self.conv3 is not None:
-            X = self.conv3(X)
-        return F.relu(Y + X)
 
 
 class ResNeXtBlock(nn.Module):

@@ -29,7 +29,12 @@ from cnnlab.errors import DataNotFoundError
 
 
 class Residual(nn.Module):
-    """ResNet's residual block (0.17, 7.6): 3x3 conv-BN-ReLU, 3x3 conv-BN, + input, ReLU."""
+    """ResNet's residual block (0.17, 7.6): 3x3 conv-BN-ReLU, 3x3 conv-BN, + input, ReLU.
+
+    Not the zoo's ``ResidualBlock``: that one Xavier-initialises at construction and
+    refuses a shortcut that cannot fit, where 0.17's keeps PyTorch's default init (so
+    the same seed gives the book's values) and fails only in the forward pass.
+    """
 
     def __init__(self, input_channels: int, num_channels: int, use_1x1conv: bool = False,
                  strides: int = 1) -> None:

@@ -20,6 +20,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cnnlab.errors import CnnlabError
 
@@ -51,6 +52,40 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _MODULES:
         importlib.import_module(f"cnnlab.cli.{name}").register(sub)
     return parser
+
+
+def run() -> NoReturn:
+    """The `cnnlab` console script and `python -m cnnlab`: :func:`main`, then exit quickly."""
+    quick_exit(main())
+
+
+def quick_exit(code: int) -> NoReturn:
+    """Exit with ``code`` without tearing the interpreter down.
+
+    Unloading torch's ~2000 modules and its C++ state at exit costs a visible share of
+    a short command, and by now every file is written and closed. What an ordinary
+    exit does that matters still happens: atexit handlers (TensorBoard, logging,
+    multiprocessing) run and buffered output is flushed; a live non-daemon thread
+    (a user's callback's) gets the ordinary exit, which waits for it.
+    """
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive()
+           for t in threading.enumerate()):
+        sys.exit(code)
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()  # prints and skips a handler that fails, as exit does
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing to flush
+                pass
+        os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

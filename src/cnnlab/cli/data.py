@@ -123,9 +123,11 @@ def run_show(args: argparse.Namespace) -> int:
     ncols = min(args.n, 9)
     nrows = -(-args.n // ncols)
     fig = image_grid(batch, dm.text_labels(y[idx]), nrows=nrows, ncols=ncols)
+    from pathlib import Path
+
     from cnnlab.guards import atomic_output
 
     with atomic_output(args.out) as tmp:  # a failed write leaves the old file as it was
-        fig.savefig(tmp, dpi=100)  # tmp keeps the suffix: the format follows --out
+        fig.savefig(tmp, dpi=100, format=Path(args.out).suffix[1:].lower() or "png")
     print(f"wrote {args.out} ({len(idx)} {args.split} images of {dm.name})")
     return 0

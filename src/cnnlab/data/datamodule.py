@@ -219,8 +219,9 @@ class DataModule:
         self._val_y = ds.test_labels[:n_val].to(self.device)
         self._next_epoch = 0
         # the largest float batch make_batch will build must fit, before the first one
+        # (on a GPU the CUDA allocator says "out of memory" itself)
         h, w = self.image_size
-        n = min(batch_size, max(n_train, n_val))
+        n = min(batch_size, max(n_train, n_val)) if self.device.type == "cpu" else 0
         check_memory(4 * n * self.in_channels * h * w,
                      f"a batch of {n} images of {self.in_channels}x{h}x{w} "
                      f"(batch_size={batch_size}, resize={resize})",

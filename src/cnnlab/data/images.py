@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.errors import ConfigError, DataError, DataNotFoundError
+from cnnlab.errors import CnnlabError, ConfigError, DataError, DataNotFoundError
 
 __all__ = ["MAX_PIXELS", "open_image", "image_tensor", "load_image"]
 
@@ -75,6 +75,8 @@ def open_image(path: str | os.PathLike):
             im = Image.open(f)
             _check_size(path, *im.size)  # from the header: nothing decoded yet
             im.load()
+    except CnnlabError:  # our own size check: already one clear line
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"image {path} is too large to open safely (decompression bomb "
                         "guard); shrink it first") from None
@@ -110,6 +112,17 @@ def _to_8bit(im):
     return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
 
 
+def _median(values):
+    """np.median over axis 0 (the mean of the two middle values for an even count),
+    without np.median's import of numpy.ma, which costs a visible share of `cnnlab
+    predict`'s start-up."""
+    import numpy as np
+
+    s = np.sort(np.asarray(values, dtype=np.float64), axis=0)
+    n = s.shape[0]
+    return (s[(n - 1) // 2] + s[n // 2]) / 2
+
+
 def image_tensor(im, in_channels: int, size: Sequence[int], invert: str | bool = "auto",
                  light_on_dark: bool = True) -> tuple[torch.Tensor, bool]:
     """A PIL image as a float (1, C, H, W) batch in [0, 1]; returns (X, inverted).
@@ -142,7 +155,7 @@ def image_tensor(im, in_channels: int, size: Sequence[int], invert: str | bool =
                         "8-bit PNG or JPEG") from None
     grey = np.asarray(im.convert("L"), dtype=np.float32)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    light_background = float(np.median(border)) > 127
+    light_background = float(_median(border)) > 127
     if invert == "auto":
         do_invert = light_on_dark and light_background
     else:
@@ -153,8 +166,8 @@ def image_tensor(im, in_channels: int, size: Sequence[int], invert: str | bool =
     w, h = im.size
     side = max(w, h)
     if w != h:
-        fill = tuple(int(v) for v in np.median(
-            np.asarray(im).reshape(h, w, -1)[[0, -1]].reshape(-1, len(im.getbands())), axis=0))
+        fill = tuple(int(v) for v in _median(
+            np.asarray(im).reshape(h, w, -1)[[0, -1]].reshape(-1, len(im.getbands()))))
         square = Image.new(im.mode, (side, side), fill if len(fill) > 1 else fill[0])
         square.paste(im, ((side - w) // 2, (side - h) // 2))
         im = square

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -201,8 +202,17 @@ def launch(library: Library, own: mv.Loaded | None = None, host: str = "127.0.0.
     """Serve the app; ``block=False`` returns at once (notebooks, tests)."""
     demo = build(library, own)
     theme = import_gradio().themes.Default()  # its fonts are files inside Gradio
+    # share=False always: a share link would tunnel the app through someone else's server
     demo.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False,
-                inline=inline, prevent_thread_lock=not block, max_file_size=inputs.MAX_UPLOAD_BYTES,
-                show_error=True, ssr_mode=False, mcp_server=False, quiet=False, theme=theme,
+                inline=inline, prevent_thread_lock=True, max_file_size=inputs.MAX_UPLOAD_BYTES,
+                show_error=True, ssr_mode=False, mcp_server=False, quiet=True, theme=theme,
                 css=CSS, footer_links=["settings"])
+    stop = "Ctrl-C stops it" if block else "app.close() stops it"
+    print(f"cnnlab explore: {demo.local_url} ({stop})", flush=True)
+    if block:
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        finally:  # Ctrl-C: stop the server, then the command exits
+            demo.close()
     return demo

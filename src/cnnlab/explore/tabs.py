@@ -26,7 +26,8 @@ def _input_controls(gr, prefix: str):
                                canvas_size=(280, 280), elem_id=f"{prefix}-draw")
         upload = gr.Image(label=f"upload (PNG/JPEG, up to {inputs.MAX_UPLOAD_BYTES >> 20} MiB "
                           f"and {inputs.MAX_UPLOAD_PIXELS // 10**6} megapixels)",
-                          type="filepath", sources=["upload"], elem_id=f"{prefix}-upload")
+                          type="filepath", sources=["upload"], elem_id=f"{prefix}-upload",
+                          image_mode=None)  # the path, undecoded: the caps apply first
     return source, index, drawing, upload
 
 
@@ -114,7 +115,10 @@ def model_tab(gr, demo, models: app.Models) -> None:
             topk = gr.Slider(1, 10, value=5, step=1, label="top-k")
             go = gr.Button("predict", variant="primary", elem_id="model-go")
         with gr.Column(scale=1):
-            info = gr.Markdown(elem_id="model-info")
+            info = gr.Markdown(None if choices else (
+                "No checkpoints: start the app with a run folder, e.g. `cnnlab explore runs/` "
+                "(`make demo` writes runs/lenet), or call `cnnlab.explore(net)`."),
+                elem_id="model-info")
             label = gr.Label(label="prediction (top-k probabilities)", elem_id="model-pred")
             field = gr.Markdown(elem_id="model-field")
             pic = gr.Image(label="input (red box: receptive field of the clicked unit)",
@@ -129,7 +133,8 @@ def model_tab(gr, demo, models: app.Models) -> None:
                       "(7.6 exercise)", open=False):
         stats_go = gr.Button("compute (256 images of each)")
         stats_plot = gr.Plot(label="activations")
-        stats_table = gr.Textbox(label="per layer", lines=12, max_lines=40)
+        stats_table = gr.Textbox(label="per layer", lines=12, max_lines=40,
+                                 elem_id="model-stats")
 
     ins = [ckpt, source, index, drawing, upload, topk]
     outs = [state, label, pic, maps, kernels, summary, info, msg]
@@ -166,6 +171,9 @@ def runs_tab(gr, demo, library) -> None:
     outs = [table, loss, acc, diff, msg]
     update = app._safe(len(outs))(partial(app.runs_update, library))
     chosen.change(update, [chosen], outs)
+    def tick(picked):  # also offers the runs that started since the page was opened
+        return (*update(picked), gr.update(choices=library.runs()))
+
     timer = gr.Timer(REFRESH_S)
-    timer.tick(update, [chosen], outs, show_progress="hidden")
+    timer.tick(tick, [chosen], [*outs, chosen], show_progress="hidden")
     demo.load(update, [chosen], outs)

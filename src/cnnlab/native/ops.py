@@ -21,8 +21,8 @@ Ops (float32 unless said):
   sigmoid itself (kept for the backward, as ``torch.sigmoid`` keeps its output); NCHW
   or NHWC, returned in Z's layout. Gradient: ``sigmoid_avg_pool2d_backward``.
 * ``conv2d_small(X, weight, bias, padding)``: a stride-1 convolution, NHWC result;
-  native for one input channel (else oneDNN). Gradient: ``conv2d_small_input_grad``
-  and ``conv2d_small_weight_grad`` (native where the sizes allow).
+  native for one input channel (else oneDNN). Gradient: ``conv2d_small_backward``
+  (input, weight and bias gradients; native where the sizes allow).
 
 Example:
     >>> import torch
@@ -48,8 +48,7 @@ from torch.library import custom_op
 from cnnlab import native
 
 __all__ = ["accepts", "refusal", "resample_u8", "sigmoid_avg_pool2d",
-           "sigmoid_avg_pool2d_backward", "conv2d_small", "conv2d_small_input_grad",
-           "conv2d_small_weight_grad", "OPS"]
+           "sigmoid_avg_pool2d_backward", "conv2d_small", "conv2d_small_backward", "OPS"]
 
 CL = torch.channels_last
 _INT_MAX = 2**31 - 1  # the C side's int arguments
@@ -75,11 +74,12 @@ def accepts(*tensors: Optional[Tensor], dtype: torch.dtype = torch.float32) -> b
     return all(t is None or refusal(t, dtype) is None for t in tensors)
 
 
-def _one_device(what: str, *tensors: Optional[Tensor]) -> None:
+def _one_device(what: str, first: Tensor, *tensors: Optional[Tensor]) -> None:
     """A clear error for arguments on different devices (e.g. a CPU batch with GPU weights;
     PyTorch's CPU kernels would read a meta tensor's memory as if it were there)."""
-    devices = {t.device for t in tensors if t is not None}
-    if len(devices) > 1:
+    device = first.device
+    if any(t is not None and t.device != device for t in tensors):
+        devices = {t.device for t in (first, *tensors) if t is not None}
         raise ValueError(f"cnnlab.native.{what}: arguments on different devices "
                          f"({', '.join(sorted(map(str, devices)))}); move the model and the "
                          "batch to one device")
@@ -201,7 +201,7 @@ def sigmoid_avg_pool2d(Z: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     B, C, H, W = Z.shape
     P, S = _pool_out(Z, nhwc, k), torch.empty_like(Z)
     lib = native.load()
-    if lib is not None and accepts(Z) and Z.numel():
+    if lib is not None and Z.dtype == torch.float32 and Z.numel():
         mf = CL if nhwc else torch.contiguous_format
         planes, c = (B, C) if nhwc else (B * C, 1)
         rc = lib.cnnlab_sigmoid_avgpool_fwd(
@@ -229,7 +229,7 @@ def sigmoid_avg_pool2d_backward(S: Tensor, dP: Tensor, k: int) -> Tensor:
     dP = dP.contiguous(memory_format=mf)
     dZ = torch.empty_like(S)
     lib = native.load()
-    if lib is not None and accepts(S, dP) and S.numel():
+    if lib is not None and S.dtype == dP.dtype == torch.float32 and S.numel():
         planes, c = (B, C) if nhwc else (B * C, 1)
         rc = lib.cnnlab_sigmoid_avgpool_bwd(
             _ptr(S, torch.float32, S.shape, "S", mf),
@@ -281,17 +281,16 @@ def _native_sizes(C: int, M: int, k: int, padding: int) -> bool:
         and padding >= 0
 
 
-def _conv_shapes(X: Tensor, weight: Tensor, padding: int, what: str) -> Tuple[int, ...]:
-    """(B, C, H, W, M, k, Ho, Wo) of a stride-1 convolution, or a ValueError saying what
-    does not fit."""
-    _one_device(what, X, weight)
-    if X.dim() != 4 or weight.dim() != 4 or weight.shape[1] != X.shape[1] \
-            or weight.shape[2] != weight.shape[3] or padding < 0:
+def _conv_shapes(xs: Tuple[int, ...], ws: Tuple[int, ...], padding: int,
+                 what: str) -> Tuple[int, ...]:
+    """(B, C, H, W, M, k, Ho, Wo) of a stride-1 convolution of an input of shape ``xs`` by
+    weights of shape ``ws``, or a ValueError saying what does not fit."""
+    if len(xs) != 4 or len(ws) != 4 or ws[1] != xs[1] or ws[2] != ws[3] or padding < 0:
         raise ValueError(f"cnnlab.native.{what}: X (B, C, H, W), weight (M, C, k, k) and "
-                         f"padding >= 0 were expected, got {tuple(X.shape)}, "
-                         f"{tuple(weight.shape)} and {padding}")
-    B, C, H, W = X.shape
-    M, k = weight.shape[0], weight.shape[2]
+                         f"padding >= 0 were expected, got {tuple(xs)}, {tuple(ws)} and "
+                         f"{padding}")
+    B, C, H, W = xs
+    M, k = ws[0], ws[2]
     Ho, Wo = H + 2 * padding - k + 1, W + 2 * padding - k + 1
     if Ho < 1 or Wo < 1:
         raise ValueError(f"cnnlab.native.{what}: a {k}x{k} kernel does not fit a "
@@ -299,24 +298,19 @@ def _conv_shapes(X: Tensor, weight: Tensor, padding: int, what: str) -> Tuple[in
     return B, C, H, W, M, k, Ho, Wo
 
 
-def _grad_shapes(dY: Tensor, B: int, M: int, Ho: int, Wo: int, what: str) -> None:
-    if tuple(dY.shape) != (B, M, Ho, Wo):
-        raise ValueError(f"cnnlab.native.{what}: dY must be {(B, M, Ho, Wo)}, got "
-                         f"{tuple(dY.shape)}")
-
-
 @custom_op("cnnlab::conv2d_small", mutates_args=(), device_types="cpu")
 def conv2d_small(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -> Tensor:
     """Stride-1 ``F.conv2d(X, weight, bias, padding=padding)``, NHWC (channels_last) result."""
-    B, C, H, W, M, k, Ho, Wo = _conv_shapes(X, weight, padding, "conv2d_small")
-    _one_device("conv2d_small", X, bias)
+    _one_device("conv2d_small", X, weight, bias)
+    B, C, H, W, M, k, Ho, Wo = _conv_shapes(X.shape, weight.shape, padding, "conv2d_small")
     if bias is not None and tuple(bias.shape) != (M,):
         raise ValueError(f"cnnlab.native.conv2d_small: bias must be ({M},), got "
                          f"{tuple(bias.shape)}")
     X = X.contiguous(memory_format=CL)
     lib = native.load()
     if lib is not None and C == 1 and _native_sizes(C, M, k, padding) \
-            and accepts(X, weight, bias) and X.numel():
+            and X.dtype == weight.dtype == torch.float32 and X.numel() \
+            and (bias is None or bias.dtype == torch.float32):
         Mp = _lanes(M)
         b = weight.new_zeros(Mp)
         if bias is not None:
@@ -336,25 +330,16 @@ def conv2d_small(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int
 
 @conv2d_small.register_fake
 def _(X, weight, bias, padding):
-    B, C, H, W, M, k, Ho, Wo = _conv_shapes(X, weight, padding, "conv2d_small")
-    _one_device("conv2d_small", X, bias)
+    _one_device("conv2d_small", X, weight, bias)
+    B, C, H, W, M, k, Ho, Wo = _conv_shapes(X.shape, weight.shape, padding, "conv2d_small")
     return torch.empty(B, M, Ho, Wo, dtype=X.dtype, device=X.device, memory_format=CL)
 
 
-@custom_op("cnnlab::conv2d_small_input_grad", mutates_args=(), device_types="cpu")
-def conv2d_small_input_grad(dY: Tensor, weight: Tensor, H: int, W: int,
-                            padding: int) -> Tensor:
-    """The input gradient (B, C, H, W; NHWC) of :func:`conv2d_small` for output gradient dY."""
-    B = dY.shape[0] if dY.dim() else 0
-    shape = torch.Size((B, weight.shape[1] if weight.dim() > 1 else 0, H, W))
-    _, C, _, _, M, k, Ho, Wo = _conv_shapes(weight.new_empty(()).expand(shape), weight, padding,
-                                            "conv2d_small_input_grad")
-    _one_device("conv2d_small_input_grad", dY, weight)
-    _grad_shapes(dY, B, M, Ho, Wo, "conv2d_small_input_grad")
-    dY = dY.contiguous(memory_format=CL)
-    lib = native.load()
-    if lib is not None and _native_sizes(C, M, k, padding) and accepts(dY, weight) \
-            and dY.numel():
+def _input_grad(lib, dY: Tensor, weight: Tensor, shape: Tuple[int, ...],
+                padding: int) -> Tensor:
+    """dX (NHWC): the native scatter kernel, else PyTorch's transposed convolution."""
+    B, C, H, W, M, k, Ho, Wo = shape
+    if lib is not None and _native_sizes(C, M, k, padding):
         Wc = weight.contiguous()  # (M, C, k, k), PyTorch's layout
         dX = torch.empty(B, C, H, W, memory_format=CL)
         rc = lib.cnnlab_conv_dgrad(
@@ -366,26 +351,11 @@ def conv2d_small_input_grad(dY: Tensor, weight: Tensor, H: int, W: int,
     return _cl(F.conv_transpose2d(dY, weight, padding=padding))
 
 
-@conv2d_small_input_grad.register_fake
-def _(dY, weight, H, W, padding):
-    _one_device("conv2d_small_input_grad", dY, weight)
-    return torch.empty(dY.shape[0], weight.shape[1], H, W, dtype=dY.dtype, device=dY.device,
-                       memory_format=CL)
-
-
-@custom_op("cnnlab::conv2d_small_weight_grad", mutates_args=(), device_types="cpu")
-def conv2d_small_weight_grad(X: Tensor, dY: Tensor, k: int,
-                             padding: int) -> Tuple[Tensor, Tensor]:
-    """(dW (M, C, k, k), db (M,)) of :func:`conv2d_small` for output gradient dY."""
-    M = dY.shape[1] if dY.dim() > 1 else 0
-    C = X.shape[1] if X.dim() > 1 else 0
-    B, C, H, W, M, k, Ho, Wo = _conv_shapes(X, X.new_empty(()).expand(M, C, k, k), padding,
-                                            "conv2d_small_weight_grad")
-    _one_device("conv2d_small_weight_grad", X, dY)
-    _grad_shapes(dY, B, M, Ho, Wo, "conv2d_small_weight_grad")
-    X, dY = X.contiguous(memory_format=CL), dY.contiguous(memory_format=CL)
-    lib = native.load()
-    if lib is not None and _native_sizes(C, M, k, padding) and accepts(X, dY) and X.numel():
+def _weight_grad(lib, X: Tensor, dY: Tensor, shape: Tuple[int, ...],
+                 padding: int) -> Tuple[Tensor, Tensor]:
+    """(dW (M, C, k, k), db (M,)): the native kernel, else PyTorch's."""
+    B, C, H, W, M, k, Ho, Wo = shape
+    if lib is not None and _native_sizes(C, M, k, padding):
         Mp = _lanes(M)
         dWt, dbp = torch.empty(k * k * C, Mp), torch.empty(Mp)
         rc = lib.cnnlab_conv_wgrad(
@@ -399,11 +369,42 @@ def conv2d_small_weight_grad(X: Tensor, dY: Tensor, k: int,
     return dW.contiguous(), dY.sum((0, 2, 3))
 
 
-@conv2d_small_weight_grad.register_fake
-def _(X, dY, k, padding):
-    _one_device("conv2d_small_weight_grad", X, dY)
-    M, C = dY.shape[1], X.shape[1]
-    return X.new_empty(M, C, k, k), X.new_empty(M)
+def _backward_shapes(dY: Tensor, X: Tensor, weight: Tensor, padding: int) -> Tuple[int, ...]:
+    _one_device("conv2d_small_backward", dY, X, weight)
+    shape = _conv_shapes(X.shape, weight.shape, padding, "conv2d_small_backward")
+    B, M, Ho, Wo = shape[0], shape[4], shape[6], shape[7]
+    if tuple(dY.shape) != (B, M, Ho, Wo):
+        raise ValueError(f"cnnlab.native.conv2d_small_backward: dY must be "
+                         f"{(B, M, Ho, Wo)}, got {tuple(dY.shape)}")
+    return shape
+
+
+@custom_op("cnnlab::conv2d_small_backward", mutates_args=(), device_types="cpu")
+def conv2d_small_backward(dY: Tensor, X: Tensor, weight: Tensor, padding: int,
+                          input_grad: bool, weight_grad: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """(dX (NHWC), dW, db) of :func:`conv2d_small` for the output gradient dY; a gradient
+    not asked for (``input_grad``, ``weight_grad``) is an empty tensor."""
+    shape = _backward_shapes(dY, X, weight, padding)
+    lib = native.load()
+    if not (dY.dtype == X.dtype == weight.dtype == torch.float32):
+        lib = None  # PyTorch's kernels for other dtypes
+    dY = dY.contiguous(memory_format=CL)
+    dX, dW, db = dY.new_empty(0), dY.new_empty(0), dY.new_empty(0)  # distinct: no aliasing
+    if input_grad:
+        dX = _input_grad(lib, dY, weight, shape, padding)
+    if weight_grad:
+        dW, db = _weight_grad(lib, X.contiguous(memory_format=CL), dY, shape, padding)
+    return dX, dW, db
+
+
+@conv2d_small_backward.register_fake
+def _(dY, X, weight, padding, input_grad, weight_grad):
+    B, C, H, W, M, k, Ho, Wo = _backward_shapes(dY, X, weight, padding)
+    dX = torch.empty(B, C, H, W, dtype=dY.dtype, device=dY.device, memory_format=CL) \
+        if input_grad else dY.new_empty(0)
+    if weight_grad:
+        return dX, X.new_empty(M, C, k, k), X.new_empty(M)
+    return dX, dY.new_empty(0), dY.new_empty(0)
 
 
 def _conv_setup(ctx, inputs, output):
@@ -414,19 +415,18 @@ def _conv_setup(ctx, inputs, output):
 
 
 def _conv_backward(ctx, dY):
-    X, weight = ctx.saved_tensors
-    dX = dW = db = None
     if dY is None:
-        return dX, dW, db, None
-    if ctx.needs_input_grad[0]:
-        dX = conv2d_small_input_grad(dY, weight, X.shape[2], X.shape[3], ctx.padding)
-    if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
-        dW, db = conv2d_small_weight_grad(X, dY, weight.shape[2], ctx.padding)
-    return dX, dW, db if ctx.has_bias else None, None
+        return None, None, None, None
+    X, weight = ctx.saved_tensors
+    need_x = ctx.needs_input_grad[0]
+    need_w = ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2])
+    dX, dW, db = conv2d_small_backward(dY, X, weight, ctx.padding, need_x, need_w)
+    return (dX if need_x else None, dW if need_w else None,
+            db if need_w and ctx.has_bias else None, None)
 
 
 conv2d_small.register_autograd(_conv_backward, setup_context=_conv_setup)
 
 #: every op of the boundary (for tests: opcheck each)
 OPS = (resample_u8, sigmoid_avg_pool2d, sigmoid_avg_pool2d_backward, conv2d_small,
-       conv2d_small_input_grad, conv2d_small_weight_grad)
+       conv2d_small_backward)

@@ -79,6 +79,9 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, num_step
     if plot is not None and Path(plot).suffix.lower() != ".png":  # before any work
         raise ConfigError(f"--out must name a .png file, got {str(plot)!r}")
     if not hasattr(trainer, "net"):
+        from cnnlab.train.steps import seed_everything
+
+        seed_everything(trainer.config.seed)  # the initial weights a fit would start from
         trainer.dist.start(trainer.device)
         trainer._build()
     model, opt, data = unwrap(trainer.model), trainer.optimizer, trainer.data

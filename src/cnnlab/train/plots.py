@@ -88,14 +88,16 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     ax.set_yticks(range(n), labels, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    # the layout before the n*n counts: they sit inside the axes, so they do not move
+    # its edges, and tight_layout would measure every one of them
+    fig.tight_layout()
     threshold = cm.max() / 2 if cm.size else 0
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
                     color="white" if cm[i, j] > threshold else "black")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
     from cnnlab.guards import atomic_output
 
     with atomic_output(path) as tmp:  # like curves.png: never a half-written file

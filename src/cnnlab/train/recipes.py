@@ -7,6 +7,8 @@ applies it over the model's book values and under the fields the user set, so
 * ``fast-cpu``: >= 91% Fashion-MNIST test accuracy within a minute of wall time on
   a 2-core CPU (measured: benchmarks/results/tta.md).
 * ``fast-cpu-93``: >= 93% within five minutes on the same CPU.
+* ``fast-cpu-94``: fast-cpu-93 with twice the epochs, aimed at 94%; its mean over 3
+  seeds is 93.6%, short of it (benchmarks/results/speedrun.md).
 * ``fast-gpu``: ResNet-18 on one GPU at 64x64 with bf16, channels_last and
   torch.compile. Reasoned, not measured: no GPU was available (BENCHMARKS.md).
 
@@ -19,7 +21,7 @@ horizontal flips (a mirrored garment is still the same class), channels_last
 Example:
     >>> from cnnlab.train.recipes import get_recipe, RECIPES
     >>> sorted(RECIPES)
-    ['fast-cpu', 'fast-cpu-93', 'fast-gpu']
+    ['fast-cpu', 'fast-cpu-93', 'fast-cpu-94', 'fast-gpu']
     >>> get_recipe("fast-cpu")["model"]
     'fastnet'
 """
@@ -69,6 +71,28 @@ RECIPES: dict[str, dict[str, Any]] = {
         "val_every": 8,
         "batch_size": 128,
         "lr": 0.2,
+        "weight_decay": 5e-4,
+    },
+    # fast-cpu-93 run twice as long, for the speedrun's 94% row (benchmarks/speedrun.py):
+    # 93.6% mean over 3 seeds, short of 94% (benchmarks/results/speedrun.md). Each
+    # setting, and why:
+    "fast-cpu-94": {
+        **_CPU_COMMON,  # momentum, one-cycle, label smoothing 0.1, flip, channels_last, TTA
+        # the small net: per FLOP it beat fastnet-wide in fast-cpu-93's trials, so the
+        # extra time buys epochs, not width
+        "model": "fastnet",
+        # 8 epochs gave 93.2-93.3%; twice the steps of the same one-cycle schedule is the
+        # cheapest way to a lower final loss (one-cycle anneals to ~0 whatever its length)
+        "epochs": 16,
+        # one (TTA) evaluation at the end: each per-epoch evaluation of the 10,000 test
+        # images costs a few percent of the run and changes no final figure
+        "val_every": 16,
+        # 128: the batch of the measured CPU recipes; larger batches needed more epochs
+        # for the same accuracy on 2 cores (fast-cpu's trials)
+        "batch_size": 128,
+        # fast-cpu-93's peak lr; a longer schedule spends longer near it
+        "lr": 0.2,
+        # as in fast-cpu-93; not tuned for the longer run (no unloaded CPU time for trials)
         "weight_decay": 5e-4,
     },
     # Not measured (no GPU here). ResNet-18 is the GPU target's model; 64x64 instead of the

@@ -169,10 +169,9 @@ def lock_run_dir(directory: Path) -> int | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    # a kill while (re)writing must leave the old file or the new one, never half of one
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    # a kill while (re)writing must leave the old file or the new one, never half of one;
+    # a full disk says which file
+    from cnnlab.guards import atomic_output
+
+    with atomic_output(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -59,6 +59,7 @@ class StopSignals:
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
+        self.requested, self.signum = None, None  # a Trainer may fit again after a stop
         if threading.current_thread() is not threading.main_thread():
             return self  # signal.signal works only in the main thread
         for sig in SAVE_AND_STOP:

@@ -102,7 +102,10 @@ def torch_settings(device: torch.device, *, num_threads: int | None = None,
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        if (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled()) != (old_det, old_warn):
+            # only when changed: the call imports torch._inductor's config
+            torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
         torch.backends.cudnn.benchmark = old_bench
         if old_cublas is None:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

@@ -40,6 +40,7 @@ __all__ = ["ThreadGovernor", "ENV"]
 ENV = "CNNLAB_ADAPTIVE_THREADS"  # "0": keep PyTorch's thread count (the old behaviour)
 SAMPLE_S = 0.1  # the start-of-run sample: 10 clock ticks per CPU at the usual 100 Hz
 SLACK = 0.3  # a CPU that others use less than 70% of still counts as free
+MIN_WINDOW_S = 0.5  # shorter windows hold too few 10 ms clock ticks to decide on
 _STAT = "/proc/stat"
 
 
@@ -115,5 +116,10 @@ class ThreadGovernor:
         return self._apply(then, self._now())
 
     def update(self) -> int:
-        """Re-decide from what other programs used since the last call; return the threads."""
-        return self._apply(self._mark, self._now())
+        """Re-decide from what other programs used since the last call; return the threads.
+
+        A window under :data:`MIN_WINDOW_S` keeps the last decision (and its start)."""
+        now = self._now()
+        if self._mark is not None and now is not None and now[0] - self._mark[0] < MIN_WINDOW_S:
+            return self.threads
+        return self._apply(self._mark, now)
