@@ -4,7 +4,8 @@ Everything :mod:`cnnlab.d2l` has, with the three names whose meaning d2l 1.0.3
 changed set back to 0.17's: ``Residual(input_channels, num_channels, use_1x1conv=False,
 strides=1)`` with eager layers, ``try_all_gpus()`` returning ``[cpu()]`` without a GPU,
 and ``download(name, cache_dir='../data')`` taking a ``DATA_HUB`` name. Every other
-object is the very one of :mod:`cnnlab.d2l` (so ``add_to_class`` edits are shared).
+object is the very one of :mod:`cnnlab.d2l` (so a method a notebook adds to a class is
+shared).
 A 0.17 notebook that uses none of the three also runs with ``from cnnlab import d2l``.
 
 Example:

@@ -100,6 +100,23 @@ def _fit_cnnlab(net: nn.Module, module: Any, loss: Any, optimizer: torch.optim.O
     return history
 
 
+def _fit_animated(net: nn.Module, module: Any, loss: Any, optimizer: torch.optim.Optimizer,
+                  epochs: int, device: torch.device, animator: Animator
+                  ) -> tuple[list[dict[str, Any]], float, float, float]:
+    """:func:`_fit_cnnlab` drawing one animator point per curve per epoch; returns the
+    history and the last epoch's train loss, train accuracy and test accuracy."""
+    animator.display = False
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        animator.add(row["epoch"], (row["train_loss"], row["train_acc"], row["val_acc"]))
+        animator.render(announce=False)
+
+    history = _fit_cnnlab(net, module, loss, optimizer, epochs, device, on_epoch)
+    animator.render()
+    last = history[-1]
+    return history, last["train_loss"], last["train_acc"], last["val_acc"]
+
+
 def train_epoch_ch3(net: Callable[[torch.Tensor], torch.Tensor], train_iter: Iterable,
                     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], updater: Any
                     ) -> tuple[float, float]:
@@ -147,16 +164,8 @@ def train_ch3(net: Callable[[torch.Tensor], torch.Tensor], train_iter: Iterable,
             and isinstance(updater, torch.optim.Optimizer)
             and getattr(loss, "reduction", None) == "none"):
         device = next(iter(net.parameters())).device
-        animator.display = False
-
-        def on_epoch(row: dict[str, Any]) -> None:
-            animator.add(row["epoch"], (row["train_loss"], row["train_acc"], row["val_acc"]))
-            animator.render(announce=False)
-
-        history = _fit_cnnlab(net, module, loss, updater, epochs, device, on_epoch)
-        animator.render()
-        last = history[-1]
-        train_loss, train_acc, test_acc = last["train_loss"], last["train_acc"], last["val_acc"]
+        _, train_loss, train_acc, test_acc = _fit_animated(net, module, loss, updater, epochs,
+                                                           device, animator)
     else:
         test = Limited(test_iter, _caps()[1])
         train_loss = train_acc = test_acc = 0.0
@@ -204,16 +213,8 @@ def train_ch6(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epo
     epochs = _epochs(num_epochs)
     module = _cnnlab_module(train_iter, test_iter)
     if module is not None and epochs >= 1:
-        animator.display = False
-
-        def on_epoch(row: dict[str, Any]) -> None:
-            animator.add(row["epoch"], (row["train_loss"], row["train_acc"], row["val_acc"]))
-            animator.render(announce=False)
-
-        history = _fit_cnnlab(net, module, loss, optimizer, epochs, device, on_epoch)
-        animator.render()
-        last = history[-1]
-        train_l, train_acc, test_acc = last["train_loss"], last["train_acc"], last["val_acc"]
+        history, train_l, train_acc, test_acc = _fit_animated(net, module, loss, optimizer,
+                                                              epochs, device, animator)
         limit = _caps()[1]
         per_epoch = min(module.num_train, limit * module.batch_size) if limit \
             else module.num_train
