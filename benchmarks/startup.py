@@ -21,6 +21,12 @@ benchmarks/results/startup.md.
     python benchmarks/startup.py              # 3 rounds
     python benchmarks/startup.py --rounds 5
     python benchmarks/startup.py --quick      # smoke: synthetic data, 1 round, writes nothing
+    python benchmarks/startup.py --baseline-env CNNLAB_LAZY_DYNAMO=0  # + a 'before' row
+
+``--baseline-env VAR=VALUE`` (repeatable) adds one more quick-exit train run per round
+with those environment variables, interleaved with the others, and its row: a
+start-up change's before and after in one run (``CNNLAB_LAZY_DYNAMO=0``: torch.optim
+imports ``torch._dynamo`` as it does without cnnlab.train.startup).
 """
 
 from __future__ import annotations
@@ -46,8 +52,8 @@ EPOCH_SECONDS = re.compile(r"^epoch 1/1 .*?\s([0-9.]+)s\s+[0-9]+ img/s", re.M)
 ORDINARY = "import sys; from cnnlab.cli import main; sys.exit(main())"
 
 
-def _env() -> dict:
-    env = dict(os.environ, MPLBACKEND="Agg")
+def _env(extra: dict | None = None) -> dict:
+    env = dict(os.environ, MPLBACKEND="Agg", **(extra or {}))
     src = str(ROOT / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
@@ -60,12 +66,13 @@ def torch_import_s() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def train_once(out: Path, quick_exit: bool, extra: list[str]) -> dict:
+def train_once(out: Path, quick_exit: bool, extra: list[str],
+               env_extra: dict | None = None) -> dict:
     """Wall time of `cnnlab train lenet --epochs 1`, the epoch seconds it printed, and
     when its first line (the banner, after imports and building) and its epoch line came."""
     how = ["-m", "cnnlab"] if quick_exit else ["-c", ORDINARY]
     cmd = [sys.executable, *how, "train", "lenet", "--epochs", "1", "--out", str(out), *extra]
-    env = dict(_env(), PYTHONUNBUFFERED="1")
+    env = dict(_env(env_extra), PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=out.parent)
@@ -112,26 +119,27 @@ def _stats(xs: list[float]) -> str:
     return f"{med:.2f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
 
 
-def measure(rounds: int, extra: list[str]) -> dict:
-    res: dict[str, list] = {"torch": [], "on": [], "off": [], "predict": []}
+def measure(rounds: int, extra: list[str], baseline: dict | None = None) -> dict:
+    res: dict[str, list] = {"torch": [], "on": [], "off": [], "predict": [], "base": []}
+    runs = ["on", "off"] + (["base"] if baseline else [])
+    names = {"on": "quick exit", "off": "ordinary exit", "base": "baseline env"}
     with tempfile.TemporaryDirectory() as tmp:
         image = _png(Path(tmp) / "garment.png")
         for i in range(rounds):
             res["torch"].append(torch_import_s())
-            order = (True, False) if i % 2 == 0 else (False, True)
-            for quick in order:
-                key = "on" if quick else "off"
+            for key in (runs if i % 2 == 0 else runs[::-1]):
                 out = Path(tmp) / f"run-{i}-{key}"
-                res[key].append(train_once(out, quick, extra))
-                print(f"round {i + 1}: {'quick' if quick else 'ordinary'} exit: "
-                      f"{res[key][-1]}", flush=True)
+                res[key].append(train_once(out, key != "off", extra,
+                                           baseline if key == "base" else None))
+                print(f"round {i + 1}: {names[key]}: {res[key][-1]}", flush=True)
             res["predict"].append(predict_once(Path(tmp) / f"run-{i}-on" / "best.pt", image))
             print(f"round {i + 1}: torch import {res['torch'][-1]:.2f} s, "
                   f"predict {res['predict'][-1]:.2f} s", flush=True)
     return res
 
 
-def section(res: dict, argv: list[str], load_before: str, quick: bool) -> str:
+def section(res: dict, argv: list[str], load_before: str, quick: bool,
+            baseline: dict | None = None) -> str:
     from _results import machine_info  # sibling module; scripts run from benchmarks/
 
     info = machine_info()
@@ -180,6 +188,17 @@ def section(res: dict, argv: list[str], load_before: str, quick: bool) -> str:
         f"{statistics.median(pred) / torch_s:.2f} | {predict_budget:.2f} | "
         f"{verdict(statistics.median(pred), predict_budget)} |",
     ]
+    if baseline and res["base"]:
+        base = [r["outside"] for r in res["base"]]
+        env = " ".join(f"{k}={v}" for k, v in baseline.items())
+        lines += [
+            f"| baseline (`{env}`): outside the epoch, quick exit | {_stats(base)} | "
+            f"{statistics.median(base) / torch_s:.2f} | {outside_budget:.2f} | "
+            f"{verdict(statistics.median(base), outside_budget)} |",
+            f"| baseline (`{env}`): start to banner / epoch line to exit | "
+            f"{_stats([r['before'] for r in res['base']])} / "
+            f"{_stats([r['after'] for r in res['base']])} | - | - | - |",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -190,7 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: synthetic data, a few batches, 1 round; writes nothing")
     p.add_argument("--no-write", action="store_true", help="print only; leave startup.md alone")
+    p.add_argument("--baseline-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="also time a quick-exit train run with this environment variable "
+                        "(repeatable), e.g. CNNLAB_LAZY_DYNAMO=0: before/after in one run")
     args = p.parse_args(argv)
+    baseline = {}
+    for item in args.baseline_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            p.error(f"--baseline-env takes VAR=VALUE, got {item!r}")
+        baseline[name] = value
     extra: list[str] = []
     rounds = args.rounds
     if args.quick:
@@ -198,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                  "--limit-val-batches", "1"]
         rounds = 1
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    res = measure(rounds, extra)
-    text = section(res, argv, load_before, args.quick)
+    res = measure(rounds, extra, baseline)
+    text = section(res, argv, load_before, args.quick, baseline)
     from _results import finish  # sibling module; scripts run from benchmarks/
 
     return finish(RESULTS, text, args.quick or args.no_write)

@@ -214,3 +214,17 @@ def test_swap_modules_shares_shared_modules_and_undoes_a_failure():
     outer = nn.Sequential(inner)
     done = swap_modules(outer, {nn.Sequential: lambda m: nn.Identity(), nn.ReLU: lambda m: None})
     assert type(outer[0]) is nn.Identity and type(inner[0]) is nn.ReLU
+
+
+def test_lazy_layers_not_yet_initialised_are_left_to_their_first_forward():
+    """The book's LazyConv2d LeNet, trained without apply_init: no memory to re-lay yet."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.LazyConv2d(6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
+                        nn.Flatten(), nn.LazyLinear(10))
+    X = torch.rand(4, 1, 28, 28)
+    with accelerated(net, "cpu"):
+        out = net(X)
+        F.cross_entropy(out, torch.arange(4)).backward()
+    assert type(net[0]) is nn.Conv2d and net[0].weight.shape == (6, 1, 5, 5)
+    assert net[0].weight.grad is not None and out.shape == (4, 10)
+    torch.testing.assert_close(net(X), out)

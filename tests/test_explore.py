@@ -310,3 +310,34 @@ def test_a_damaged_checkpoint_is_a_message_not_a_crash(tmp_path):
     out = app._safe(8)(app.model_update)(models, "../etc/passwd", "test image", 0, None, None,
                                          5)
     assert "not one of the checkpoints" in out[-1]
+
+
+def test_checkpoints_written_after_the_app_started_appear_after_a_rescan(tmp_path):
+    pytest.importorskip("gradio", reason="the explore extra is not installed")
+    from cnnlab.explore import app
+
+    _run(tmp_path / "runs" / "a", [{"epoch": 1, "val_acc": 0.5}])
+    demo = app.build(Library([tmp_path / "runs"]))
+    rescan = [f.fn for f in demo.fns.values() if f.api_name == "rescan_checkpoints"]
+    assert len(rescan) == 1  # the button beside the checkpoint picker
+    def names(update):  # Gradio keeps choices as (label, value) pairs
+        return [c[0] if isinstance(c, tuple) else c for c in update["choices"]]
+
+    update, msg = rescan[0]("a/best.pt")
+    assert names(update) == ["a/best.pt"]
+    (tmp_path / "runs" / "b").mkdir()  # a run that started later, and files elsewhere
+    (tmp_path / "runs" / "b" / "last.pt").write_bytes(b"")
+    (tmp_path / "elsewhere.pt").write_bytes(b"")
+    os.symlink(tmp_path / "elsewhere.pt", tmp_path / "runs" / "b" / "out.pt")
+    update, msg = rescan[0]("a/best.pt")
+    assert names(update) == ["a/best.pt", "b/last.pt", "b/out.pt"]
+    assert update["value"] == "a/best.pt"
+    assert msg == ""
+    models = app.Models(Library([tmp_path / "runs"]))
+    with pytest.raises(ConfigError, match="leads outside"):  # listed, never opened
+        models.get("b/out.pt")
+    (tmp_path / "runs" / "a" / "best.pt").unlink()  # the picked one is gone: the first left
+    assert rescan[0]("a/best.pt")[0]["value"] == "b/last.pt"
+    (tmp_path / "empty").mkdir()
+    assert app.Models(Library([tmp_path / "empty"])).refresh(None) == (
+        [], None, f"still no checkpoints under the folders given ({tmp_path / 'empty'})")

@@ -226,3 +226,81 @@ def test_cli_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("cnnlab: error:") and len(err.strip().splitlines()) == 1
     assert "does not exist" in err
+
+
+def _open_drawing(pg, prefix: str):
+    """The view's sketchpad, opened, with "drawing" as the input; its canvas."""
+    pad = pg.locator(f"#{prefix}-draw")
+    if not pad.is_visible():
+        pg.get_by_text("draw or upload").locator("visible=true").click()
+    pg.locator(f"#{prefix}-source").get_by_label("drawing").check()
+    pad.get_by_role("button", name="Brush").first.click()  # the pad starts with no tool
+    canvas = pad.locator("canvas").locator("visible=true").first
+    canvas.scroll_into_view_if_needed()
+    return canvas
+
+
+def _stroke(pg, canvas, points) -> None:
+    """Press the mouse, drag it through ``points`` (fractions of the canvas), let go."""
+    box = canvas.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    pg.mouse.move(*xy[0])
+    pg.mouse.down()
+    for x, y in xy[1:]:
+        pg.mouse.move(x, y, steps=3)  # a few points per segment: a line, fast
+    pg.mouse.up()
+
+
+def _src(pg, selector: str) -> str | None:
+    return pg.locator(selector).get_attribute("src")
+
+
+def _src_changes(pg, selector: str, before: str | None) -> str:
+    pg.wait_for_function("([s, b]) => { const i = document.querySelector(s); "
+                         "return i && i.getAttribute('src') && i.getAttribute('src') !== b; }",
+                         arg=[selector, before])
+    return _src(pg, selector)
+
+
+def test_drawing_with_the_mouse_feeds_both_views(page):
+    pg, _ = page
+    pg.get_by_role("tab", name="Convolution").click()
+    out = "#conv-out img"
+    canvas = _open_drawing(pg, "conv")
+    pg.wait_for_selector("#conv-msg :text('the drawing is empty')")  # nothing drawn yet
+    before = _src(pg, out)
+    _stroke(pg, canvas, [(0.3, 0.2), (0.3, 0.8), (0.7, 0.8)])  # an L
+    pg.wait_for_selector("#conv-formula :text('input: your drawing')")
+    first = _src_changes(pg, out, before)
+    assert pg.inner_text("#conv-msg").strip() == ""
+    _stroke(pg, canvas, [(0.2, 0.3), (0.8, 0.3)])  # a bar across: the output map follows
+    _src_changes(pg, out, first)
+
+    pg.get_by_role("tab", name="Model").click()
+    canvas = _open_drawing(pg, "model")
+    pic = "#model-input img"
+    before = _src(pg, pic)
+    _stroke(pg, canvas, [(0.3, 0.2), (0.7, 0.2), (0.5, 0.8)])  # a V on its head
+    pg.wait_for_selector("#model-info :text('your drawing')")
+    _src_changes(pg, pic, before)  # the network's input is now the drawing
+    assert pg.inner_text("#model-pred").strip() and pg.inner_text("#model-msg").strip() == ""
+    pg.locator("#model-source").get_by_label("test image").check()
+    pg.wait_for_selector("#model-info :text('test image 0')")
+
+
+def test_checkpoints_written_later_are_offered_after_a_rescan(page, server):
+    import shutil as sh
+
+    pg, _ = page
+    _, runs, _ = server
+    pg.get_by_role("tab", name="Model").click()
+    sh.copyfile(runs / "lenet" / "best.pt", runs / "lenet" / "later.pt")
+    pg.locator("#model-ckpt input").click()  # opening the picker rescans the folders
+    pg.get_by_role("option", name="lenet/later.pt").click()
+    pg.wait_for_selector("#model-info :text('lenet/later.pt')")
+    sh.copyfile(runs / "lenet" / "best.pt", runs / "lenet" / "newest.pt")
+    pg.locator("#model-rescan").click()  # the button beside it does the same
+    pg.locator("#model-ckpt input").click()
+    pg.get_by_role("option", name="lenet/newest.pt").click()
+    pg.wait_for_selector("#model-info :text('lenet/newest.pt')")
+    assert pg.inner_text("#model-msg").strip() == ""

@@ -116,3 +116,11 @@ def test_speedrun_quick(capsys):
     out = capsys.readouterr().out
     assert "| recipe |" in out and "fast-cpu" in out and "CPU:" in out
     assert _unchanged(bench.RESULTS) == before
+
+
+def test_before_after_refuses_a_folder_without_cnnlab(tmp_path, capsys):
+    bench = _load("before_after")
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--before", str(tmp_path), "--quick"])
+    assert e.value.code == 2 and "holds no cnnlab/ package" in capsys.readouterr().err
+    assert not bench.RESULTS.exists() or "before_after" in bench.RESULTS.read_text()

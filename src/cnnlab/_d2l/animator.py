@@ -3,7 +3,8 @@
 As the :class:`~cnnlab.d2l.ProgressBoard`: in a Jupyter kernel the figure is
 redrawn in the cell output (d2l's ``display`` + ``clear_output``); anywhere else it
 is written to a PNG file (``./d2l-animator.png`` unless ``png_path`` says
-otherwise) whose path is printed once, without a GUI backend.
+otherwise) whose path is printed once, without a GUI backend, at most once per
+``CNNLAB_D2L_PNG_INTERVAL`` seconds and once more when training ends.
 
 Example:
     >>> from cnnlab import d2l
@@ -21,11 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cnnlab._d2l.throttle import ThrottledRender
 from cnnlab._d2l.utils import set_axes, use_svg_display
 from cnnlab.train.plots import in_notebook
 
 
-class Animator:
+class Animator(ThrottledRender):
     """Plot data points in animation: ``add(x, ys)`` appends one point per curve.
 
     ``display`` (cnnlab addition): False keeps the points without drawing.
@@ -74,7 +76,13 @@ class Animator:
                 self.X[i].append(a)
                 self.Y[i].append(b)
         if self.display:
-            self.render()
+            self.refresh()
+
+    def writes_png(self) -> bool:
+        return not self.jupyter
+
+    def png_file(self) -> str:
+        return self.png_path or "d2l-animator.png"
 
     def render(self, announce: bool = True) -> None:
         """Redraw: in the notebook output, or into the PNG file (path printed once)."""
@@ -89,8 +97,13 @@ class Animator:
             display.display(self.fig)
             display.clear_output(wait=True)
             return
-        path = self.png_path or "d2l-animator.png"
-        self.fig.savefig(path, dpi=100, bbox_inches="tight")
+        path = self.png_file()
+        from cnnlab.guards import atomic_output
+
+        with atomic_output(path) as tmp:  # rewritten as points come: never half a picture
+            self.fig.savefig(tmp, dpi=100, bbox_inches="tight",
+                             format=Path(path).suffix[1:].lower() or "png")
+        self.png_saved()
         if announce and self._announced != path:
             print(f"d2l animator: {Path(os.path.abspath(path))}")
             self._announced = path

@@ -3,7 +3,8 @@
 In Jupyter the figure is redrawn in the cell output (as the book's); anywhere else
 (a script, a terminal, CI) it is written to a PNG file, by default
 ``./d2l-board.png`` or the run directory of the training run, and its path is printed
-once.
+once. The file is rewritten at most once per ``CNNLAB_D2L_PNG_INTERVAL`` seconds and
+once more when training ends (see :mod:`cnnlab._d2l.throttle`).
 
 Example:
     >>> from cnnlab.d2l import ProgressBoard
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab._d2l.core import HyperParameters
+from cnnlab._d2l.throttle import ThrottledRender
 from cnnlab.train.plots import in_notebook
 
 Point = collections.namedtuple("Point", ["x", "y"])
@@ -34,7 +36,7 @@ def _scalar(y: Any) -> float:
     return float(y)
 
 
-class ProgressBoard(HyperParameters):
+class ProgressBoard(HyperParameters, ThrottledRender):
     """Plot data points as they come (d2l 3.2.4).
 
     ``draw(x, y, label, every_n)`` averages every ``every_n`` points of a label into
@@ -67,7 +69,13 @@ class ProgressBoard(HyperParameters):
                                       sum(p.y for p in points) / len(points)))
         points.clear()
         if self.display:
-            self.render()
+            self.refresh()
+
+    def writes_png(self) -> bool:
+        return not in_notebook()
+
+    def png_file(self) -> str:
+        return self.png_path or os.environ.get("CNNLAB_D2L_BOARD") or "d2l-board.png"
 
     def render(self) -> None:
         """Redraw every curve: in the notebook output, or into the PNG file."""
@@ -106,12 +114,13 @@ class ProgressBoard(HyperParameters):
             display.display(self.fig)
             display.clear_output(wait=True)
             return
-        path = self.png_path or os.environ.get("CNNLAB_D2L_BOARD") or "d2l-board.png"
+        path = self.png_file()
         from cnnlab.guards import atomic_output
 
         with atomic_output(path) as tmp:  # redrawn each epoch: never half a picture
             self.fig.savefig(tmp, dpi=100, bbox_inches="tight",
                              format=Path(path).suffix[1:].lower() or "png")
+        self.png_saved()
         if self._announced != path:
             print(f"d2l board: {Path(path).resolve()}")
             self._announced = path

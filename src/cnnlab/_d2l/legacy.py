@@ -130,7 +130,8 @@ def evaluate_loss(net: Callable[[torch.Tensor], torch.Tensor], data_iter: Iterab
     for X, y in data_iter:
         out = net(X)
         l = loss(out, y.reshape(out.shape))
-        s = l.detach().sum()
+        # each batch's float32 sum added in float64, as the book's Accumulator does on the host
+        s = l.detach().sum().double()
         total = s if total is None else total + s
         count += l.numel()
     return (float(total) if total is not None else 0.0) / count

@@ -89,7 +89,7 @@ class _BoardFeed:
         finally:
             board.display = shown
         if shown:
-            board.render()
+            board.refresh()
 
 
 class Trainer(HyperParameters):
@@ -177,6 +177,9 @@ class Trainer(HyperParameters):
             self._fit_fast(model, data)
         else:
             self._fit_loop(model, data)
+        flush = getattr(getattr(model, "board", None), "flush", None)
+        if flush is not None:
+            flush()  # the PNG redraws are throttled: write the last points now
 
     @staticmethod
     def _fast_path_ok(model: Any, data: Any) -> bool:
@@ -200,6 +203,9 @@ class Trainer(HyperParameters):
         module = data._module if device.type == "cpu" else data.cnnlab_module(device)
         self.prepare_data(module)
         self.prepare_model(model)
+        from cnnlab.train.startup import defer_dynamo
+
+        defer_dynamo()  # torch.optim would import torch._dynamo, which no eager run needs
         self.optim = model.configure_optimizers()
         if not isinstance(self.optim, torch.optim.Optimizer):
             self._loop(model, data, self._epochs())
@@ -235,6 +241,9 @@ class Trainer(HyperParameters):
     def _fit_loop(self, model: Module, data: Any) -> None:
         self.prepare_data(data)
         self.prepare_model(model)
+        from cnnlab.train.startup import defer_dynamo
+
+        defer_dynamo()  # torch.optim would import torch._dynamo, which no eager run needs
         self.optim = model.configure_optimizers()
         self._loop(model, data, self._epochs())
 

@@ -109,7 +109,7 @@ def _fit_animated(net: nn.Module, module: Any, loss: Any, optimizer: torch.optim
 
     def on_epoch(row: dict[str, Any]) -> None:
         animator.add(row["epoch"], (row["train_loss"], row["train_acc"], row["val_acc"]))
-        animator.render(announce=False)
+        animator.refresh(announce=False)  # stdout is captured here: announce at the end
 
     history = _fit_cnnlab(net, module, loss, optimizer, epochs, device, on_epoch)
     animator.render()
@@ -173,6 +173,7 @@ def train_ch3(net: Callable[[torch.Tensor], torch.Tensor], train_iter: Iterable,
             train_loss, train_acc = train_epoch_ch3(net, train_iter, loss, updater)
             test_acc = evaluate_accuracy(net, test)
             animator.add(epoch + 1, (train_loss, train_acc, test_acc))
+        animator.flush()  # the PNG redraws are throttled: write the last points now
     if any(_caps()):
         return
     assert train_loss < 0.5, f"train loss {train_loss} is not below 0.5"
@@ -206,6 +207,9 @@ def train_ch6(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epo
     net.apply(_init_weights)
     print("training on", device)
     net.to(device)
+    from cnnlab.train.startup import defer_dynamo
+
+    defer_dynamo()  # as cnnlab's Trainer: no torch._dynamo import for an eager run
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss = nn.CrossEntropyLoss()
     animator = Animator(xlabel="epoch", xlim=[1, num_epochs],
@@ -223,6 +227,7 @@ def train_ch6(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epo
     else:
         train_l, train_acc, test_acc, examples, seconds = _train_ch6_loop(
             net, train_iter, test_iter, epochs, optimizer, loss, device, animator)
+        animator.flush()  # the PNG redraws are throttled: write the last points now
     print(f"loss {train_l:.3f}, train acc {train_acc:.3f}, test acc {test_acc:.3f}")
     print(f"{examples / max(seconds, 1e-9):.1f} examples/sec on {device}")
 

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
+from torch.nn.parameter import is_lazy
 
 from cnnlab import native
 from cnnlab.accel.fused import SigmoidAvgPool2d, SigmoidInNextPool, square_side
@@ -124,9 +125,13 @@ def _fusable_pairs(model: nn.Module) -> dict[int, nn.Module]:
 
 
 def _nhwc_weights(model: nn.Module) -> list[nn.Parameter]:
-    """Give the model's 4-D parameters NHWC memory; return those changed."""
+    """Give the model's 4-D parameters NHWC memory; return those changed. Lazy ones not
+    yet initialised (the book's LazyConv2d before its first batch) have no memory yet:
+    they stay as the first forward makes them."""
     changed = []
     for p in model.parameters():
+        if is_lazy(p):
+            continue
         if p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last):
             p.data = p.data.contiguous(memory_format=torch.channels_last)
             changed.append(p)

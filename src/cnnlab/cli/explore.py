@@ -9,6 +9,8 @@ _EXAMPLES = """examples:
   cnnlab explore                       # the Convolution view; ./runs if it exists
   cnnlab explore runs/                 # every run and checkpoint under runs/
   cnnlab explore runs/lenet/best.pt --port 7861 --no-browser
+in a notebook (Jupyter, Colab), shown under the cell:
+  app = cnnlab.explore(net_or_checkpoint_or_run_folder); app.close()
 needs the optional extra: pip install 'cnnlab[explore]'"""
 
 
@@ -21,8 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  Model:       a checkpoint's prediction, feature maps, kernels, the receptive\n"
         "               field of a clicked unit, activation statistics (7.6, 8.x)\n"
         "  Runs:        curves (live while training), final metrics, two runs compared\n"
-        "Only files under the folders given are offered; nothing is fetched from the\n"
-        "internet. Listens on 127.0.0.1 unless --host says otherwise.",
+        "Inputs: a test image, an upload, or a drawing (pick the brush, draw with the\n"
+        "mouse). Checkpoints written while the app runs appear when the picker is opened\n"
+        "or its rescan button is pressed. Only files under the folders given are offered;\n"
+        "nothing is fetched from the internet. Listens on 127.0.0.1 unless --host says\n"
+        "otherwise.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="RUN_DIR_OR_CKPT",
                    help="run folders (searched for runs and .pt checkpoints) or checkpoint "

@@ -15,7 +15,8 @@ Importing this package does not import Gradio; :func:`explore` does.
 Example:
     >>> import cnnlab
     >>> net = cnnlab.create_model("lenet")
-    >>> cnnlab.explore(net)  # doctest: +SKIP
+    >>> app = cnnlab.explore(net)  # doctest: +SKIP
+    >>> app.close()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def explore(model_or_checkpoint: Any = None, *, runs: Sequence[str | os.PathLike
     background; ``app.close()`` stops it). ``model_or_checkpoint``: an ``nn.Module``
     (its inputs are ``input_size`` images of ``dataset``, default 28), a checkpoint
     file or a run folder (then its checkpoints and metrics are offered). ``runs``: more
-    run folders for the Model and Runs views. Returns the running Gradio app.
+    run folders for the Model and Runs views. Returns the running app
+    (:class:`cnnlab.explore.app.Running`: ``url``, ``port``, ``close()``, ``demo``).
     """
     from torch import nn
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -24,6 +25,7 @@ from cnnlab.explore.paths import Library
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 YOUR_MODEL = "(your model)"
 CSS = ".cnnlab-msg {color: #b00020; font-weight: 600}"
+INLINE_HEIGHT = 900  # pixels of the iframe under a notebook cell (Gradio: 500, too small)
 
 
 def import_gradio():
@@ -31,7 +33,10 @@ def import_gradio():
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("GRADIO_TELEMETRY_ENABLED", "False")
     try:
-        import gradio as gr
+        with warnings.catch_warnings():  # in Jupyter without ipywidgets, tqdm (a Gradio
+            # dependency) warns at import that it cannot draw widgets; the app uses none
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import gradio as gr
     except ImportError:
         raise CnnlabError("cnnlab explore needs Gradio, which is not installed; install it "
                           "with: pip install 'cnnlab[explore]'") from None
@@ -109,7 +114,16 @@ class Models:
         self.cache: OrderedDict[str, mv.Loaded] = OrderedDict()
 
     def choices(self) -> list[str]:
+        """What the picker offers, read from disk now (checkpoints written since count)."""
         return ([YOUR_MODEL] if self.own is not None else []) + self.library.checkpoints()
+
+    def refresh(self, current: str | None) -> tuple[list[str], str | None, str]:
+        """The picker rescanned: (choices, the entry to keep selected, a note)."""
+        choices = self.choices()
+        keep = current if current in choices else (choices[0] if choices else None)
+        note = "" if choices else ("still no checkpoints under the folders given "
+                                   f"({', '.join(str(r) for r in self.library.roots) or 'none'})")
+        return choices, keep, note
 
     def get(self, label: str) -> mv.Loaded:
         if label == YOUR_MODEL and self.own is not None:
@@ -202,17 +216,53 @@ def launch(library: Library, own: mv.Loaded | None = None, host: str = "127.0.0.
     """Serve the app; ``block=False`` returns at once (notebooks, tests)."""
     demo = build(library, own)
     theme = import_gradio().themes.Default()  # its fonts are files inside Gradio
-    # share=False always: a share link would tunnel the app through someone else's server
+    # share=False always: a share link would tunnel the app through someone else's server.
+    # In a notebook Gradio shows the app under the cell: an iframe on 127.0.0.1, or on
+    # Colab one that reaches the port through Colab's own proxy (google.colab.kernel).
     demo.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False,
                 inline=inline, prevent_thread_lock=True, max_file_size=inputs.MAX_UPLOAD_BYTES,
                 show_error=True, ssr_mode=False, mcp_server=False, quiet=True, theme=theme,
-                css=CSS, footer_links=["settings"])
-    stop = "Ctrl-C stops it" if block else "app.close() stops it"
-    print(f"cnnlab explore: {demo.local_url} ({stop})", flush=True)
+                css=CSS, footer_links=["settings"], height=INLINE_HEIGHT)
+    running = Running(demo)
+    print(f"cnnlab explore: {running.where()} "
+          f"({'Ctrl-C stops it' if block else 'app.close() stops it'})", flush=True)
     if block:
         try:
             while demo.is_running:
                 time.sleep(0.2)
         finally:  # Ctrl-C: stop the server, then the command exits
             demo.close()
-    return demo
+    return running
+
+
+class Running:
+    """The app serving in the background: ``url``, ``port``, ``close()``; ``demo`` is the
+    Gradio Blocks. Its repr is one line (a notebook prints it under the app)."""
+
+    def __init__(self, demo: Any):
+        self.demo = demo
+
+    @property
+    def url(self) -> str:
+        return self.demo.local_url
+
+    @property
+    def port(self) -> int:
+        return int(self.demo.server_port)
+
+    @property
+    def on_colab(self) -> bool:
+        """Whether Gradio found Colab and showed the app through Colab's port proxy."""
+        return bool(getattr(self.demo, "is_colab", False))
+
+    def where(self) -> str:
+        if self.on_colab:  # 127.0.0.1 is the Colab machine, not the learner's computer
+            return f"shown below through Colab's proxy of port {self.port}"
+        return self.url
+
+    def close(self) -> None:
+        self.demo.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.demo.is_running else "closed"
+        return f"<cnnlab explore app, {state}: {self.where()}>"

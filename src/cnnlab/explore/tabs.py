@@ -22,8 +22,8 @@ def _input_controls(gr, prefix: str):
     index = gr.Slider(0, 9999, value=0, step=1, label="test image number",
                       elem_id=f"{prefix}-index")
     with gr.Accordion("draw or upload", open=False):
-        drawing = gr.Sketchpad(label="draw (light strokes read as on black)", type="numpy",
-                               canvas_size=(280, 280), elem_id=f"{prefix}-draw")
+        drawing = gr.Sketchpad(label="draw: pick the brush, then draw with the mouse",
+                               type="numpy", canvas_size=(280, 280), elem_id=f"{prefix}-draw")
         upload = gr.Image(label=f"upload (PNG/JPEG, up to {inputs.MAX_UPLOAD_BYTES >> 20} MiB "
                           f"and {inputs.MAX_UPLOAD_PIXELS // 10**6} megapixels)",
                           type="filepath", sources=["upload"], elem_id=f"{prefix}-upload",
@@ -70,7 +70,7 @@ def conv_tab(gr, demo) -> None:
             sum_text = gr.Markdown(elem_id="conv-sum")
             with gr.Row():
                 inp = gr.Image(label="input and window", **PICTURE)
-                out = gr.Image(label="output", **PICTURE)
+                out = gr.Image(label="output", **PICTURE, elem_id="conv-out")
             with gr.Row():
                 kpic = gr.Image(label="kernel", **PICTURE)
                 pooled = gr.Image(label="pooled", **PICTURE)
@@ -109,8 +109,11 @@ def model_tab(gr, demo, models: app.Models) -> None:
     choices = models.choices()
     with gr.Row():
         with gr.Column(scale=1):
-            ckpt = gr.Dropdown(choices, value=choices[0] if choices else None,
-                               label="checkpoint (from the folders given)", elem_id="model-ckpt")
+            with gr.Row(equal_height=True):
+                ckpt = gr.Dropdown(choices, value=choices[0] if choices else None,
+                                   label="checkpoint (from the folders given)",
+                                   elem_id="model-ckpt", scale=5)
+                rescan = gr.Button("↻ rescan", elem_id="model-rescan", scale=1, min_width=80)
             source, index, drawing, upload = _input_controls(gr, "model")
             topk = gr.Slider(1, 10, value=5, step=1, label="top-k")
             go = gr.Button("predict", variant="primary", elem_id="model-go")
@@ -149,6 +152,14 @@ def model_tab(gr, demo, models: app.Models) -> None:
         return app._safe(4)(partial(app.model_click, models))(label_, a, evt)
 
     maps.select(click, [ckpt, state], [pic, maps, field, msg])
+
+    def refresh(current):  # checkpoints written since the app started (the same folders)
+        names, keep, note = models.refresh(current)
+        return gr.update(choices=names, value=keep), note
+
+    rescan.click(app._safe(2)(refresh), [ckpt], [ckpt, msg], api_name="rescan_checkpoints")
+    ckpt.focus(app._safe(2)(refresh), [ckpt], [ckpt, msg], show_progress="hidden",
+               api_name=False)
     stats_go.click(app._safe(3)(partial(app.stats_update, models)), [ckpt],
                    [stats_plot, stats_table, msg])
 

@@ -14,7 +14,7 @@ so they are built on x86-64 Linux only; elsewhere :func:`status` says why and th
 PyTorch paths run.
 
 The boundary (:mod:`cnnlab.native.ops`): every call into C is one of the custom ops
-``torch.ops.cnnlab.*`` (``torch.library.custom_op``, with fake kernels for
+``torch.ops.cnnlab.*`` (defined with ``torch.library``, with fake kernels for
 ``torch.compile`` and registered gradients); one function there checks device, dtype,
 contiguity and sizes before any address is handed to C. Every op computes its result
 with PyTorch when the library is missing (no compiler, failed build, not x86-64,

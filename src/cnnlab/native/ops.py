@@ -1,8 +1,9 @@
 """The native kernels as PyTorch custom ops (``torch.ops.cnnlab.*``): the only way into C.
 
-Each op is a ``torch.library.custom_op`` with a fake kernel (shapes and strides
-without computing, for ``torch.compile``, ``torch.export`` and the ``meta``
-device) and, where training needs one, a registered gradient, so a compiled
+Each op is a custom op of the ``torch.library`` API with a schema, a CPU kernel, a
+fake kernel (shapes and strides without computing, for ``torch.compile``,
+``torch.export`` and the ``meta`` device) and, where training needs one, an autograd
+kernel (an ``autograd.Function`` calling the op and its backward op), so a compiled
 model traces through them without a graph break. The CPU implementations make
 their inputs contiguous in the layout the C code reads, and :func:`_ptr` -- the one
 place an address is taken -- checks device, dtype, contiguity and shape of every
@@ -35,15 +36,14 @@ Example:
     False
 """
 
-# No `from __future__ import annotations`, and typing's Optional/Tuple: torch.library
-# reads the annotations to build each op's schema, and torch 2.4 knows only these forms.
+# typing's Optional/Tuple, as in the signatures the ops' schemas spell out (torch 2.4's
+# forms); no `from __future__ import annotations` needed either way.
 # ruff: noqa: UP006, UP035, UP045
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.library import custom_op
 
 from cnnlab import native
 
@@ -53,11 +53,39 @@ __all__ = ["accepts", "refusal", "resample_u8", "sigmoid_avg_pool2d",
 CL = torch.channels_last
 _INT_MAX = 2**31 - 1  # the C side's int arguments
 
+# The ops are registered with torch.library's low-level API (define, impl, register_fake;
+# the autograd kernels below): to the dispatcher, torch.compile and opcheck they are the
+# same custom ops ``torch.library.custom_op`` makes, without its per-call Python layers
+# (argument defaults, alias and out checks, a torch._dynamo.disable frame, a generic
+# autograd wrapper), which cost more than a LeNet-sized kernel takes (BENCHMARKS.md,
+# "boundary"). The namespace is the top-level package's name: "cnnlab" (a renamed copy,
+# as benchmarks/lenet_step.py --before makes, registers its own).
+_NS = __name__.split(".")[0]
+_LIB = torch.library.Library(_NS, "DEF")
+
+
+def _op(schema: str, cpu, fake) -> "torch._ops.OpOverload":
+    """Define ``_NS::schema``, its CPU kernel and its fake kernel; the op's overload."""
+    name = schema.split("(", 1)[0]
+    _LIB.define(schema)
+    _LIB.impl(name, cpu, "CPU")
+    torch.library.register_fake(f"{_NS}::{name}", fake, lib=_LIB)
+    return getattr(getattr(torch.ops, _NS), name).default
+
+
+def _autograd(op: "torch._ops.OpOverload", fn: type) -> None:
+    """Register the autograd.Function ``fn`` as ``op``'s autograd kernel. Its forward calls
+    the op below the autograd keys (``_AutoDispatchBelowAutograd``: the CPU, meta or fake
+    kernel, never this one again), so ``torch.compile`` traces the same Function."""
+    _LIB.impl(op.__name__.split(".")[0], fn.apply, "Autograd")
+
 
 # ------------------------------------------------------------------ the one check
 def refusal(t: Tensor, dtype: torch.dtype = torch.float32) -> Optional[str]:
     """Why ``t`` cannot go to the C kernels as ``dtype``, or None when it can (once
     made contiguous): a dense CPU tensor of that dtype, every size within C's int."""
+    if t.is_cpu and t.dtype == dtype and t.layout == torch.strided and t.numel() <= _INT_MAX:
+        return None  # the common case, in a few attribute reads (it runs every step)
     if t.device.type != "cpu":
         return f"is on {t.device}, not the CPU"
     if t.dtype != dtype:
@@ -92,7 +120,7 @@ def _ptr(t: Tensor, dtype: torch.dtype, shape: tuple, what: str,
     (so the C code's index arithmetic stays inside it). The caller keeps ``t`` alive
     for the call. Anything else is a ValueError, never an address."""
     why = refusal(t, dtype)
-    if why is None and tuple(t.shape) != tuple(shape):
+    if why is None and t.shape != shape:
         why = f"has shape {tuple(t.shape)} where the kernel expects {tuple(shape)}"
     if why is None and not t.is_contiguous(memory_format=memory_format):
         why = f"is not contiguous in {memory_format}"
@@ -131,8 +159,7 @@ def _dense(start: Tensor, taps: Tensor, n_in: int) -> Tensor:
     return taps.new_zeros(taps.shape[0], n_in).scatter_(1, idx, taps)
 
 
-@custom_op("cnnlab::resample_u8", mutates_args=(), device_types="cpu")
-def resample_u8(src: Tensor, ys: Tensor, wy: Tensor, xs: Tensor, wx: Tensor, scale: float,
+def _resample_u8_cpu(src: Tensor, ys: Tensor, wy: Tensor, xs: Tensor, wx: Tensor, scale: float,
                 shift: float) -> Tensor:
     """``scale * resize(src) + shift`` of uint8 images (B, C, h, w) to float (B, C, H, W),
     H and W the bands' lengths."""
@@ -162,11 +189,14 @@ def resample_u8(src: Tensor, ys: Tensor, wy: Tensor, xs: Tensor, wx: Tensor, sca
     return out.copy_(X.add_(shift))
 
 
-@resample_u8.register_fake
-def _(src, ys, wy, xs, wx, scale, shift):
+def _resample_u8_fake(src, ys, wy, xs, wx, scale, shift):
     _one_device("resample_u8", src, ys, wy, xs, wx)
     return src.new_empty(src.shape[0], src.shape[1], ys.shape[0], xs.shape[0],
                          dtype=torch.float32)
+
+
+resample_u8 = _op("resample_u8(Tensor src, Tensor ys, Tensor wy, Tensor xs, Tensor wx, "
+                  "float scale, float shift) -> Tensor", _resample_u8_cpu, _resample_u8_fake)
 
 
 # ------------------------------------------------------------- sigmoid + avg-pool
@@ -194,8 +224,7 @@ def _pool_out(Z: Tensor, nhwc: bool, k: int) -> Tensor:
     return Z.new_empty(B, C, H // k, W // k)
 
 
-@custom_op("cnnlab::sigmoid_avg_pool2d", mutates_args=(), device_types="cpu")
-def sigmoid_avg_pool2d(Z: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+def _sap_cpu(Z: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     """(``avg_pool2d(sigmoid(Z), k)``, ``sigmoid(Z)``), stride k, no padding, floor mode."""
     Z, nhwc = _pool_in(Z, k, "sigmoid_avg_pool2d")
     B, C, H, W = Z.shape
@@ -213,14 +242,16 @@ def sigmoid_avg_pool2d(Z: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     return P.copy_(F.avg_pool2d(S, k)), S
 
 
-@sigmoid_avg_pool2d.register_fake
-def _(Z, k):
+def _sap_fake(Z, k):
     Z, nhwc = _pool_in(Z, k, "sigmoid_avg_pool2d")
     return _pool_out(Z, nhwc, k), torch.empty_like(Z)
 
 
-@custom_op("cnnlab::sigmoid_avg_pool2d_backward", mutates_args=(), device_types="cpu")
-def sigmoid_avg_pool2d_backward(S: Tensor, dP: Tensor, k: int) -> Tensor:
+sigmoid_avg_pool2d = _op("sigmoid_avg_pool2d(Tensor Z, int k) -> (Tensor, Tensor)",
+                         _sap_cpu, _sap_fake)
+
+
+def _sap_backward_cpu(S: Tensor, dP: Tensor, k: int) -> Tensor:
     """dZ of :func:`sigmoid_avg_pool2d` from its sigmoid S and the output gradient dP."""
     _one_device("sigmoid_avg_pool2d_backward", S, dP)
     S, nhwc = _pool_in(S, k, "sigmoid_avg_pool2d_backward")
@@ -241,28 +272,40 @@ def sigmoid_avg_pool2d_backward(S: Tensor, dP: Tensor, k: int) -> Tensor:
     return dZ.copy_(g * S * (1 - S))
 
 
-@sigmoid_avg_pool2d_backward.register_fake
-def _(S, dP, k):
+def _sap_backward_fake(S, dP, k):
     _one_device("sigmoid_avg_pool2d_backward", S, dP)
     S, _ = _pool_in(S, k, "sigmoid_avg_pool2d_backward")
     return torch.empty_like(S)
 
 
-def _sap_setup(ctx, inputs, output):
-    ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
-    ctx.k = inputs[1]
-    ctx.save_for_backward(output[1])
+sigmoid_avg_pool2d_backward = _op(
+    "sigmoid_avg_pool2d_backward(Tensor S, Tensor dP, int k) -> Tensor",
+    _sap_backward_cpu, _sap_backward_fake)
 
 
-def _sap_backward(ctx, dP, dS):
-    (S,) = ctx.saved_tensors
-    dZ = None if dP is None else sigmoid_avg_pool2d_backward(S, dP, ctx.k)
-    if dS is not None:  # the sigmoid output was used too
-        dZ = dS * S * (1 - S) + (0 if dZ is None else dZ)
-    return dZ, None
+class _SigmoidAvgPool2d(torch.autograd.Function):
+    """The gradient of ``sigmoid_avg_pool2d``: its backward op for P's, and the sigmoid's
+    derivative for S's where the caller used S too."""
+
+    @staticmethod
+    def forward(ctx, Z, k):
+        with torch._C._AutoDispatchBelowAutograd():
+            P, S = sigmoid_avg_pool2d(Z, k)
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
+        ctx.k = k
+        ctx.save_for_backward(S)
+        return P, S
+
+    @staticmethod
+    def backward(ctx, dP, dS):
+        (S,) = ctx.saved_tensors
+        dZ = None if dP is None else sigmoid_avg_pool2d_backward(S, dP, ctx.k)
+        if dS is not None:  # the sigmoid output was used too
+            dZ = dS * S * (1 - S) + (0 if dZ is None else dZ)
+        return dZ, None
 
 
-sigmoid_avg_pool2d.register_autograd(_sap_backward, setup_context=_sap_setup)
+_autograd(sigmoid_avg_pool2d, _SigmoidAvgPool2d)
 
 
 # ---------------------------------------------------------- small convolutions
@@ -298,8 +341,7 @@ def _conv_shapes(xs: Tuple[int, ...], ws: Tuple[int, ...], padding: int,
     return B, C, H, W, M, k, Ho, Wo
 
 
-@custom_op("cnnlab::conv2d_small", mutates_args=(), device_types="cpu")
-def conv2d_small(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -> Tensor:
+def _conv_cpu(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -> Tensor:
     """Stride-1 ``F.conv2d(X, weight, bias, padding=padding)``, NHWC (channels_last) result."""
     _one_device("conv2d_small", X, weight, bias)
     B, C, H, W, M, k, Ho, Wo = _conv_shapes(X.shape, weight.shape, padding, "conv2d_small")
@@ -328,11 +370,14 @@ def conv2d_small(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int
     return _cl(F.conv2d(X, weight, bias, padding=padding))
 
 
-@conv2d_small.register_fake
-def _(X, weight, bias, padding):
+def _conv_fake(X, weight, bias, padding):
     _one_device("conv2d_small", X, weight, bias)
     B, C, H, W, M, k, Ho, Wo = _conv_shapes(X.shape, weight.shape, padding, "conv2d_small")
     return torch.empty(B, M, Ho, Wo, dtype=X.dtype, device=X.device, memory_format=CL)
+
+
+conv2d_small = _op("conv2d_small(Tensor X, Tensor weight, Tensor? bias, int padding) -> Tensor",
+                   _conv_cpu, _conv_fake)
 
 
 def _input_grad(lib, dY: Tensor, weight: Tensor, shape: Tuple[int, ...],
@@ -379,8 +424,7 @@ def _backward_shapes(dY: Tensor, X: Tensor, weight: Tensor, padding: int) -> Tup
     return shape
 
 
-@custom_op("cnnlab::conv2d_small_backward", mutates_args=(), device_types="cpu")
-def conv2d_small_backward(dY: Tensor, X: Tensor, weight: Tensor, padding: int,
+def _conv_backward_cpu(dY: Tensor, X: Tensor, weight: Tensor, padding: int,
                           input_grad: bool, weight_grad: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """(dX (NHWC), dW, db) of :func:`conv2d_small` for the output gradient dY; a gradient
     not asked for (``input_grad``, ``weight_grad``) is an empty tensor."""
@@ -397,8 +441,7 @@ def conv2d_small_backward(dY: Tensor, X: Tensor, weight: Tensor, padding: int,
     return dX, dW, db
 
 
-@conv2d_small_backward.register_fake
-def _(dY, X, weight, padding, input_grad, weight_grad):
+def _conv_backward_fake(dY, X, weight, padding, input_grad, weight_grad):
     B, C, H, W, M, k, Ho, Wo = _backward_shapes(dY, X, weight, padding)
     dX = torch.empty(B, C, H, W, dtype=dY.dtype, device=dY.device, memory_format=CL) \
         if input_grad else dY.new_empty(0)
@@ -407,25 +450,36 @@ def _(dY, X, weight, padding, input_grad, weight_grad):
     return dX, dY.new_empty(0), dY.new_empty(0)
 
 
-def _conv_setup(ctx, inputs, output):
-    X, weight, bias, padding = inputs
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(X, weight)
-    ctx.padding, ctx.has_bias = padding, bias is not None
+conv2d_small_backward = _op(
+    "conv2d_small_backward(Tensor dY, Tensor X, Tensor weight, int padding, bool input_grad, "
+    "bool weight_grad) -> (Tensor, Tensor, Tensor)", _conv_backward_cpu, _conv_backward_fake)
 
 
-def _conv_backward(ctx, dY):
-    if dY is None:
-        return None, None, None, None
-    X, weight = ctx.saved_tensors
-    need_x = ctx.needs_input_grad[0]
-    need_w = ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2])
-    dX, dW, db = conv2d_small_backward(dY, X, weight, ctx.padding, need_x, need_w)
-    return (dX if need_x else None, dW if need_w else None,
-            db if need_w and ctx.has_bias else None, None)
+class _Conv2dSmall(torch.autograd.Function):
+    """The gradients of ``conv2d_small``: one call of its backward op, for the ones needed."""
+
+    @staticmethod
+    def forward(ctx, X, weight, bias, padding):
+        with torch._C._AutoDispatchBelowAutograd():
+            Y = conv2d_small(X, weight, bias, padding)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(X, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return Y
+
+    @staticmethod
+    def backward(ctx, dY):
+        if dY is None:
+            return None, None, None, None
+        X, weight = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0]
+        need_w = ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2])
+        dX, dW, db = conv2d_small_backward(dY, X, weight, ctx.padding, need_x, need_w)
+        return (dX if need_x else None, dW if need_w else None,
+                db if need_w and ctx.has_bias else None, None)
 
 
-conv2d_small.register_autograd(_conv_backward, setup_context=_conv_setup)
+_autograd(conv2d_small, _Conv2dSmall)
 
 #: every op of the boundary (for tests: opcheck each)
 OPS = (resample_u8, sigmoid_avg_pool2d, sigmoid_avg_pool2d_backward, conv2d_small,

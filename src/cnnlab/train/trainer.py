@@ -219,6 +219,9 @@ class Trainer:
         else:
             self.val_loss_fn = self.loss_fn
         if self.optimizer is None:
+            from cnnlab.train.startup import defer_dynamo
+
+            defer_dynamo()  # torch.optim would import torch._dynamo, which no eager run needs
             self.optimizer = build_optimizer(self.model.parameters(), cfg, self.device)
         n = len(self.data.train_dataloader())
         self.steps_per_epoch = min(n, self._limit(cfg.limit_train_batches))
