@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [f"## d2l training cells, real d2l vs cnnlab.d2l, {now:%Y-%m-%d %H:%M} UTC", "",
              f"- command: `{' '.join(['python benchmarks/compare_d2l_cells.py', *argv])}`",
-             f"- load average (1, 5, 15 min) before: {before}; after: {after} "
-             "(a busy machine: the ratio, measured in one run, is the figure to quote)",
+             f"- load average (1, 5, 15 min) before: {before}; after: {after} (the runs "
+             "themselves load it; the ratio, measured in one run, is the figure to quote)",
              f"- {args.epochs} epochs each; wall time of the training cell, each side in a "
              "fresh process, one after the other", "",
              "| cell | side | torch | wall time s | final test acc | ratio |",

@@ -15,12 +15,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import urllib.request
 import zipfile
 
+from cnnlab.data.sources import file_digest
 from cnnlab.errors import ConfigError, DataNotFoundError
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
@@ -32,14 +32,6 @@ DATA_HUB: dict[str, tuple[str, str]] = {
     "kaggle_house_test": (DATA_URL + "kaggle_house_pred_test.csv",
                           "fa19780a7b011d9b009e8bff8e99922a8ee2eb90"),
 }
-
-
-def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url: str, folder: str = "../data", sha1_hash: str | None = None) -> str:
@@ -54,7 +46,8 @@ def download(url: str, folder: str = "../data", sha1_hash: str | None = None) ->
         url, sha1_hash = DATA_HUB[url]
     os.makedirs(folder, exist_ok=True)
     fname = os.path.join(folder, url.split("/")[-1])
-    if os.path.exists(fname) and (sha1_hash is None or _sha1(fname) == sha1_hash):
+    if os.path.exists(fname) and (sha1_hash is None
+                                  or file_digest(fname, "sha1") == sha1_hash):
         return fname
     print(f"Downloading {fname} from {url}...")
     tmp = fname + ".part"

@@ -19,40 +19,26 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from cnnlab._d2l import hub
 from cnnlab._d2l.utils import cpu
 from cnnlab._d2l.utils import try_all_gpus as _all_gpus
 from cnnlab.errors import DataNotFoundError
+from cnnlab.models.resnet import ResidualBlock
 
 
-class Residual(nn.Module):
+class Residual(ResidualBlock):
     """ResNet's residual block (0.17, 7.6): 3x3 conv-BN-ReLU, 3x3 conv-BN, + input, ReLU.
 
-    Not the zoo's ``ResidualBlock``: that one Xavier-initialises at construction and
-    refuses a shortcut that cannot fit, where 0.17's keeps PyTorch's default init (so
-    the same seed gives the book's values) and fails only in the forward pass.
+    The zoo's ``ResidualBlock`` (its layers and forward) with 0.17's signature, less two
+    things it does at construction: Xavier initialisation (0.17 keeps PyTorch's default,
+    so the same seed gives the book's values) and the check of a shortcut that cannot
+    fit (0.17 fails in the forward pass).
     """
 
     def __init__(self, input_channels: int, num_channels: int, use_1x1conv: bool = False,
                  strides: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
-                               stride=strides)
-        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
-        self.conv3 = (nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
-                      if use_1x1conv else None)
-        self.bn1 = nn.BatchNorm2d(num_channels)
-        self.bn2 = nn.BatchNorm2d(num_channels)
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = self.bn2(self.conv2(Y))
-        if self.conv3 is not None:
-            X = self.conv3(X)
-        return F.relu(Y + X)
+        super().__init__(input_channels, num_channels, use_1x1conv, strides, book=True)
 
 
 def try_all_gpus() -> list[torch.device]:

@@ -60,9 +60,11 @@ class ResidualBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_channels: int, use_1x1conv: bool = False,
-                 strides: int = 1) -> None:
+                 strides: int = 1, *, book: bool = False) -> None:
+        # book=True: as d2l 0.17's Residual, PyTorch's default init and no shortcut check
         super().__init__()
-        _check_shortcut(in_channels, num_channels, use_1x1conv, strides)
+        if not book:
+            _check_shortcut(in_channels, num_channels, use_1x1conv, strides)
         self.conv1 = nn.Conv2d(in_channels, num_channels, kernel_size=3, padding=1,
                                stride=strides)
         self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
@@ -70,7 +72,8 @@ class ResidualBlock(nn.Module):
                       if use_1x1conv else None)
         self.bn1 = nn.BatchNorm2d(num_channels)
         self.bn2 = nn.BatchNorm2d(num_channels)
-        self.apply(init_cnn)
+        if not book:
+            self.apply(init_cnn)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         Y = F.relu(self.bn1(self.conv1(X)))
