@@ -186,10 +186,12 @@ def test_a_last_batch_of_one_image_is_dropped_so_batchnorm_trains(capsys):
 
 
 @pytest.mark.slow
-def test_the_issue_example_resnet18_trains(capsys):
+def test_the_issue_example_resnet18_trains(capsys, tmp_path):
     assert main(["train", "resnet18", "--dataset", "synthetic", "--resize", "32",
                  "--num-train", "129", "--batch-size", "128", "--epochs", "1",
-                 "--limit-val-batches", "1", "--num-threads", "1"]) == 0
+                 "--limit-val-batches", "1", "--num-threads", "1",
+                 "--out", str(tmp_path / "run")]) == 0  # not the repo's runs/: 90 MB each
+    assert (tmp_path / "run" / "best.pt").is_file()
 
 
 def test_compile_drops_a_partial_last_batch(monkeypatch):
