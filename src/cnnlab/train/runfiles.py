@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import datetime
 import errno
 import io
 import json
@@ -125,6 +126,18 @@ class RunFiles:
     def _title(self) -> str:
         c = self.config
         return f"{c.model} on {c.dataset}, lr {c.lr:g}, batch {c.batch_size}"
+
+
+def new_run_dir(name: str) -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``, ... when that folder exists):
+    the folder of a run the user gave no ``out_dir`` for."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{name}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 def refuse_earlier_run(directory: Path) -> None:

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import math
 import statistics
@@ -69,6 +68,7 @@ def run_seeds(config: TrainConfig, seeds: Iterable[int], *,
     "seconds": (mean, std), "out_dir": Path}`` and prints the table (rank 0).
     """
     from cnnlab.train.resolve import explicit_fields, resolve_config
+    from cnnlab.train.runfiles import new_run_dir
     from cnnlab.train.trainer import Trainer
 
     seeds = list(seeds)
@@ -78,8 +78,7 @@ def run_seeds(config: TrainConfig, seeds: Iterable[int], *,
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct, got {seeds}")
     explicit = set(explicit_fields(config) if explicit is None else explicit)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(config.out_dir or f"runs/{config.model}-seeds-{stamp}")
+    base = Path(config.out_dir) if config.out_dir else new_run_dir(f"{config.model}-seeds")
     rows: list[dict[str, Any]] = []
     main = True
     for seed in seeds:

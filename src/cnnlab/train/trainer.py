@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import os
 import sys
@@ -37,7 +36,7 @@ from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import DistContext, unwrap
-from cnnlab.train.runfiles import RunFiles, refuse_earlier_run
+from cnnlab.train.runfiles import RunFiles, new_run_dir, refuse_earlier_run
 from cnnlab.train.schedules import make_scheduler
 from cnnlab.train.signals import StopSignals, agreed, interrupted, preempt, resume_point
 from cnnlab.train.steps import (
@@ -157,13 +156,7 @@ class Trainer:
             return Path(cfg.out_dir)
         if cfg.dry_run:
             return None
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path("runs") / f"{cfg.model}-{stamp}"
-        path, i = base, 1
-        while path.exists():
-            i += 1
-            path = base.with_name(f"{base.name}-{i}")
-        return path
+        return new_run_dir(cfg.model)
 
     def _build(self, scope: contextlib.ExitStack | None = None) -> None:
         """Data, model, optimizer, schedule; ``scope`` (fit's): CPU kernels while it lasts."""
