@@ -50,7 +50,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
     add("--resize", type=int, help="square input side in pixels (book: 28, 96 or 224)")
     add("--augment", metavar="LIST", help="crop,flip,erase (any, comma separated)")
     add("--normalize", action=bool_opt, help="standardise pixels with the train mean/std")
-    add("--precision", choices=PRECISIONS, help="fp32 | bf16 | fp16 autocast (default fp32)")
+    add("--precision", choices=PRECISIONS,
+        help="fp32 | bf16 | fp16 autocast (default fp32); auto: bf16 where the CPU or GPU "
+             "has bf16 arithmetic, else fp32 (fp16 on GPUs before sm_80)")
     add("--channels-last", action=bool_opt, help="NHWC memory format")
     add("--compile", action=bool_opt, help="torch.compile the model")
     add("--device", choices=DEVICES,
@@ -171,6 +173,9 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cnnlab.train import plotter
+
+    plotter.start()  # before torch's import: matplotlib imports beside it (train/plotter.py)
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.resolve import config_for_resume, resolve_config
     from cnnlab.train.trainer import Trainer

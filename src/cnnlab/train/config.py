@@ -24,7 +24,7 @@ from cnnlab.guards import MAX_THREADS, check_int
 
 OPTIMIZERS = ("sgd", "momentum", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LOGGERS = ("tensorboard",)
 DATASETS = DATASET_NAMES
@@ -48,7 +48,7 @@ class TrainConfig:
     resize: int | None = None  # square input side in pixels; None: the book's (28, 96 or 224)
     augment: str | None = None  # None | "crop" | "crop,flip" | "crop+flip+erase"
     normalize: bool = False  # standardise pixels with the training set's mean/std
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler) | auto
     channels_last: bool = False  # NHWC memory format (faster convolutions on most backends)
     compile: bool = False  # torch.compile the model
     accel: bool = True  # CPU: train with cnnlab.accel's kernels swapped in (restored after)

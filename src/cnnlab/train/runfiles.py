@@ -47,6 +47,8 @@ class RunFiles:
         self.resumed = resumed
         self._drawn_at = time.monotonic()
         self._undrawn: Sequence[dict[str, Any]] | None = None  # history not yet in curves.png
+        self._drawn_rows = -1  # how many epochs the last curves.png drawing showed
+        self._confusion_drawn: list[list[int]] | None = None
         self._lock: int | None = None  # the run directory's open fd, locked while we write
 
     def start(self, history: Sequence[dict[str, Any]]) -> None:
@@ -90,17 +92,51 @@ class RunFiles:
             f.write(buf.getvalue())
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self._drawn_rows == len(history):  # drawn already (draw_early)
+            return
         if time.monotonic() - self._drawn_at >= PLOT_EVERY_S:
             self.plot(history)
         else:
             self._undrawn = list(history)
 
     def plot(self, history: Sequence[dict[str, Any]]) -> None:
-        """Draw curves.png from ``history`` now."""
-        from cnnlab.train.plots import plot_curves
-
-        plot_curves(history, self.dir / "curves.png", title=self._title())
+        """Draw curves.png from ``history`` now (in the CLI's plotting helper process when
+        there is one: :meth:`finish` and :meth:`close` wait for it)."""
+        self._draw("plot_curves", list(history), path=self.dir / "curves.png",
+                   title=self._title())
         self._drawn_at, self._undrawn = time.monotonic(), None
+        self._drawn_rows = len(history)
+
+    def draw_early(self, history: Sequence[dict[str, Any]], confusion: list[list[int]] | None,
+                   classes: list[str]) -> None:
+        """After the last epoch's evaluation, before its checkpoint is saved: hand the final
+        figures to the plotting helper, which draws them while the checkpoint is written.
+        Without a helper this does nothing (:meth:`finish` draws them)."""
+        from cnnlab.train import plotter
+
+        if plotter.current() is None:
+            return
+        self.plot(history)
+        if confusion is not None:
+            self._draw_confusion(confusion, classes)
+
+    @staticmethod
+    def _draw(name: str, *args: Any, **kwargs: Any) -> None:
+        from cnnlab.train import plots, plotter
+
+        helper = plotter.current()
+        if helper is not None:
+            helper.submit(name, *args, **kwargs)
+        else:
+            getattr(plots, name)(*args, **kwargs)
+
+    def wait_for_figures(self) -> None:
+        """Return when every figure asked for is written."""
+        from cnnlab.train import plotter
+
+        helper = plotter.current()
+        if helper is not None:
+            helper.wait()
 
     def draw_pending(self) -> None:
         """Bring curves.png up to the last epoch written (after an interruption too)."""
@@ -111,14 +147,25 @@ class RunFiles:
         """Draw curves.png if it is behind, confusion.png (of the last validation), and
         say where everything is."""
         self.draw_pending()
-        if confusion is not None:
-            from cnnlab.train.plots import plot_confusion
-
-            plot_confusion(confusion, classes, self.dir / "confusion.png", title=self._title())
+        if confusion is not None and confusion is not self._confusion_drawn:
+            self._draw_confusion(confusion, classes)
+        self.wait_for_figures()
         print(f"run directory: {self.dir}", flush=True)
 
+    def _draw_confusion(self, confusion: list[list[int]], classes: list[str]) -> None:
+        self._draw("plot_confusion", confusion, classes, path=self.dir / "confusion.png",
+                   title=self._title())
+        self._confusion_drawn = confusion
+
     def close(self) -> None:
-        """Unlock the run directory (another run may write there now)."""
+        """Unlock the run directory (another run may write there now), once every figure
+        asked for is written."""
+        try:
+            self.wait_for_figures()
+        finally:
+            self._close_lock()
+
+    def _close_lock(self) -> None:
         if self._lock is not None:
             os.close(self._lock)  # closing the last fd releases the flock
             self._lock = None

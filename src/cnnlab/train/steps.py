@@ -116,6 +116,9 @@ def torch_settings(device: torch.device, *, num_threads: int | None = None,
 def effective_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
     """The autocast precision ``device`` can train in, and a note when it is not ``precision``.
 
+    ``auto``: bf16 where the hardware has bf16 arithmetic (a CPU with AVX512-BF16 or AMX,
+    a GPU of sm_80 or later), fp16 with a scaler on older GPUs, else fp32.
+
     bf16 on a CUDA GPU below compute capability 8.0 (a T4 is 7.5): PyTorch emulates
     bf16 there, but cuDNN has no bf16 convolution kernels, so the run would be slow;
     fp16 with a gradient scaler uses the tensor cores instead.
@@ -124,12 +127,35 @@ def effective_precision(precision: str, device: torch.device) -> tuple[str, str 
         >>> effective_precision("bf16", torch.device("cpu"))
         ('bf16', None)
     """
+    if precision == "auto":
+        if device.type == "cpu":
+            if cpu_has_bf16():
+                return "bf16", "auto: bf16, this CPU has bf16 instructions (AVX512-BF16/AMX)"
+            return "fp32", "auto: fp32, this CPU has no bf16 instructions"
+        if device.type == "cuda":
+            major, _ = torch.cuda.get_device_capability(device)
+            return ("bf16", "auto: bf16") if major >= 8 else ("fp16", "auto: fp16, no bf16 "
+                                                               "convolutions below sm_80")
+        return "fp32", f"auto: fp32 on {device.type}"
     if precision == "bf16" and device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         if major < 8:
             return "fp16", (f"fp16 with a gradient scaler instead of bf16: cuDNN has no bf16 "
                             f"convolutions below sm_80 (this GPU is sm_{major}{minor})")
     return precision, None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU reports native bf16 arithmetic (AVX512-BF16 or AMX tiles).
+
+    oneDNN's bf16 convolutions run on those instructions; without them (AVX2, plain
+    AVX-512) it converts to fp32 and back, and bf16 autocast only costs time.
+    """
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    except RuntimeError:  # a torch built without cpuinfo support
+        return False
 
 
 def synchronized_clock(device: torch.device) -> float:

@@ -11,7 +11,8 @@ makes every idle-machine step slower.
 So the Trainer counts the CPUs that are actually free, and uses that many threads:
 
 * at the start of ``fit()``, from the busy time of this process's CPUs (``/proc/stat``)
-  over :data:`SAMPLE_S` seconds while the process itself waits;
+  minus this process's own CPU time over the set-up (building the model, reading the
+  data), at least :data:`SAMPLE_S` seconds;
 * after each epoch, from the epoch's own counts: the busy time of those CPUs minus
   this process's own CPU time (spinning included) is what other programs used.
 
@@ -96,7 +97,13 @@ class ThreadGovernor:
         busy = _busy_seconds(self.cpus)
         if busy is None:
             return None
-        return time.perf_counter(), busy, time.process_time()
+        from cnnlab.train import plotter
+
+        # ours: this process and its plotting helper (train/plotter.py), which imports
+        # matplotlib beside torch's import and draws figures beside the training
+        helper = plotter.current()
+        ours = time.process_time() + (helper.cpu_seconds() if helper is not None else 0.0)
+        return time.perf_counter(), busy, ours
 
     def _apply(self, then: tuple[float, float, float] | None,
                now: tuple[float, float, float] | None) -> int:
@@ -109,10 +116,16 @@ class ThreadGovernor:
         self._mark = now
         return self.threads
 
+    def begin(self) -> None:
+        """Start the first sample now, while the run sets itself up (see :meth:`start`)."""
+        self._mark = self._now()
+
     def start(self) -> int:
-        """Sample the machine for :data:`SAMPLE_S` seconds; set and return the threads."""
-        then = self._now()
-        time.sleep(SAMPLE_S)
+        """Sample the machine for :data:`SAMPLE_S` seconds (since :meth:`begin`, whose set-up
+        time counts, or from now); set and return the threads."""
+        then = self._mark if self._mark is not None else self._now()
+        if then is not None:
+            time.sleep(max(0.0, SAMPLE_S - (time.perf_counter() - then[0])))
         return self._apply(then, self._now())
 
     def update(self) -> int:

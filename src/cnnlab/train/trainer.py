@@ -286,6 +286,10 @@ class Trainer:
                 # say so before any work (and before other DDP ranks wait on this one)
                 refuse_earlier_run(self._run_dir)
             self.dist.start(self.device)
+            self._threads = ThreadGovernor.for_run(cfg.num_threads, cfg.deterministic) \
+                if self.device.type == "cpu" else None
+            if self._threads is not None:
+                self._threads.begin()  # the set-up below counts towards its first sample
             seed_everything(cfg.seed)
             self._build(scope)
             if self.dist.enabled:  # the same initial weights, but each rank its own dropout
@@ -300,8 +304,6 @@ class Trainer:
                 from cnnlab.train.plots import in_notebook
 
                 self.live_plot = self.is_main and in_notebook()
-            self._threads = ThreadGovernor.for_run(cfg.num_threads, cfg.deterministic) \
-                if self.device.type == "cpu" else None
             if self._threads is not None:
                 self._threads.start()
             if self.is_main:
@@ -469,6 +471,9 @@ class Trainer:
         # every rank's random state (each has its own dropout stream); all ranks take part
         rng_ranks = self.dist.all_gather_object(ckpt.rng_state()) if self.dist.enabled else None
         if self.files is not None:
+            if self.epoch >= self.epochs:  # the figures draw beside the checkpoint's save
+                self.files.draw_early(self.history, self.last_confusion,
+                                      list(getattr(self.data, "classes", [])))
             state = self.checkpoint_state(rng_ranks=rng_ranks)
             # best.pt before last.pt: a kill between the two leaves last.pt one epoch
             # behind, and the resumed run rewrites best.pt identically. One write: last.pt

@@ -1,0 +1,159 @@
+"""The plotting helper process (train/plotter.py) and the first thread sample over the set-up.
+
+The helper only starts in a process that has not imported torch (the CLI, before its
+import), so its tests run in fresh interpreters; this one has torch imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cnnlab.train import plotter, threads
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork + /proc")
+pytest.importorskip("matplotlib", reason="figures need matplotlib")
+
+ROWS = [{"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "val_acc": 0.61},
+        {"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "val_acc": 0.70}]
+CM = [[5, 1, 0], [2, 7, 1], [0, 0, 9]]
+CLASSES = ["a", "b", "c"]
+
+
+def _run(code: str, tmp_path: Path, env: dict | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter (no torch imported); it prints one JSON line."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, **(env or {})})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+HEADER = f"""
+    import json, os, sys
+    from pathlib import Path
+    from cnnlab.train import plotter
+    tmp = Path(sys.argv[1])
+    ROWS, CM, CLASSES = {ROWS!r}, {CM!r}, {CLASSES!r}
+"""
+
+
+def test_the_helper_draws_the_same_bytes_as_the_training_process(tmp_path):
+    res = _run(HEADER + """
+    p = plotter.start()
+    assert p is not None and "matplotlib" not in sys.modules  # imported there, not here
+    p.submit("plot_curves", ROWS, path=tmp / "curves.png", title="t")
+    p.submit("plot_confusion", CM, CLASSES, path=tmp / "confusion.png", title="t")
+    p.wait()
+    files = sorted(f.name for f in tmp.glob("*.png"))
+    p.close()
+    gone = not os.path.exists(f"/proc/{p.pid}")
+    print(json.dumps({"files": files, "gone": gone, "mpl": "matplotlib" in sys.modules}))
+    """, tmp_path)
+    assert res == {"files": ["confusion.png", "curves.png"], "gone": True, "mpl": False}
+    from cnnlab.train.plots import plot_confusion, plot_curves
+
+    here = tmp_path / "here"
+    here.mkdir()
+    plot_curves(ROWS, here / "curves.png", title="t")
+    plot_confusion(CM, CLASSES, here / "confusion.png", title="t")
+    for name in ("curves.png", "confusion.png"):
+        assert (tmp_path / name).read_bytes() == (here / name).read_bytes(), name
+
+
+def test_a_dead_helper_or_a_failed_figure_is_drawn_here(tmp_path):
+    res = _run(HEADER + """
+    import signal
+    p = plotter.start()
+    # a figure the helper cannot write: drawn again here, which raises what it hit
+    (tmp / "a-file").write_text("not a folder")
+    p.submit("plot_curves", ROWS, path=tmp / "a-file" / "curves.png")
+    try:
+        p.wait()
+        raised = None
+    except OSError as e:
+        raised = "OSError"
+    # the helper is killed: the next figures are drawn in this process
+    os.kill(p.pid, signal.SIGKILL)
+    os.waitpid(p.pid, 0)
+    p.submit("plot_curves", ROWS, path=tmp / "curves.png")
+    p.submit("plot_confusion", CM, CLASSES, path=tmp / "confusion.png")
+    p.wait()
+    p.close()
+    print(json.dumps({"raised": raised, "files": sorted(f.name for f in tmp.glob("*.png")),
+                      "current": plotter.current() is None}))
+    """, tmp_path)
+    assert res == {"raised": "OSError", "files": ["confusion.png", "curves.png"],
+                   "current": True}
+
+
+def test_no_helper_when_torch_is_imported_or_it_is_turned_off(tmp_path, monkeypatch):
+    assert "torch" in sys.modules and plotter.start() is None  # this process: drawn here
+    res = _run(HEADER + """
+    print(json.dumps({"started": plotter.start() is not None}))
+    """, tmp_path, env={plotter.ENV: "0"})
+    assert res == {"started": False}
+
+
+def test_cli_train_waits_for_its_figures_and_leaves_no_process(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cnnlab", "train", "lenet", "--dataset", "synthetic",
+           "--epochs", "2", "--limit-train-batches", "2", "--limit-val-batches", "1",
+           "--num-threads", "1", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (out / "curves.png").stat().st_size > 0 and (out / "confusion.png").stat().st_size > 0
+    # the helper is a fork of the CLI: the same command line; none may outlive it
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if str(out).encode() in (proc / "cmdline").read_bytes():
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert left == []
+
+
+def test_the_first_thread_sample_spans_the_set_up(monkeypatch):
+    """begin() before the set-up: no extra sleep, and our own (and the helper's) CPU time
+    over it is not taken for another program's."""
+    gov = threads.ThreadGovernor(max_threads=2, cpus=[0, 1])
+    clock = {"wall": 0.0, "busy": 0.0, "own": 0.0, "helper": 0.0, "slept": 0.0}
+    monkeypatch.setattr(threads, "_busy_seconds", lambda cpus: clock["busy"])
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["own"])
+    monkeypatch.setattr(threads.time, "sleep", lambda s: clock.update(
+        slept=clock["slept"] + s, wall=clock["wall"] + s))
+
+    class Helper:
+        def cpu_seconds(self):
+            return clock["helper"]
+
+    monkeypatch.setattr(plotter, "current", lambda: Helper())
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        gov.begin()
+        # 0.5 s of set-up: we kept one CPU busy, the helper imported matplotlib on the other
+        clock.update(wall=0.5, busy=1.0, own=0.5, helper=0.45)
+        assert gov.start() == 2 and clock["slept"] == 0.0
+        # without begin(): the sample waits SAMPLE_S
+        gov2 = threads.ThreadGovernor(max_threads=2, cpus=[0, 1])
+        assert gov2.start() == 2 and clock["slept"] == pytest.approx(threads.SAMPLE_S)
+        # the same set-up without counting the helper: taken for another program
+        monkeypatch.setattr(plotter, "current", lambda: None)
+        gov3 = threads.ThreadGovernor(max_threads=2, cpus=[0, 1])
+        gov3.begin()
+        clock.update(wall=clock["wall"] + 0.5, busy=clock["busy"] + 1.0,
+                     own=clock["own"] + 0.5)
+        assert gov3.start() == 1
+    finally:
+        torch.set_num_threads(before)
