@@ -4,13 +4,12 @@ A short ``cnnlab train`` spends about as long on matplotlib (its import, then dr
 curves.png and confusion.png after the last epoch) as on ``import torch`` itself, one
 after the other on one core. ``import torch`` is single-threaded, so on a quiet machine
 a second core sits idle through it. :func:`start`, called by the CLI before anything
-imports torch, forks a helper process that imports matplotlib there (and draws one
-throwaway figure, which loads the fonts) and then waits. :class:`cnnlab.train.runfiles.RunFiles`
-sends it the figures to draw; each one is drawn in a process forked from the helper,
-so curves.png and confusion.png are drawn side by side, and beside the last
-checkpoint's save; ``RunFiles.finish`` waits for them, so every file exists when the
-command ends. The figures are the same bytes as when drawn in the training process
-(the same functions of :mod:`cnnlab.train.plots` draw them).
+imports torch, forks a helper process that imports matplotlib there and then waits.
+:class:`cnnlab.train.runfiles.RunFiles` sends it the figures to draw; each one is drawn
+in a process forked from the helper, so curves.png and confusion.png are drawn side by
+side, and beside the last checkpoint's save; ``RunFiles.finish`` waits for them, so
+every file exists when the command ends. The figures are the same bytes as when drawn
+in the training process (the same functions of :mod:`cnnlab.train.plots` draw them).
 
 Anything the helper cannot do (it died, a figure failed) is drawn again in the training
 process, which then raises what the helper hit (a full disk...), as before. Linux only
@@ -171,13 +170,13 @@ def _serve(requests: Any, replies: Any) -> None:
     # the training process closes its end of the pipe (or dies).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    import io
+    # what the figures need (plots.py imports matplotlib only when it draws); drawing a
+    # throwaway figure as well gained nothing measurable
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
 
     from cnnlab.train import plots
 
-    warm = plots.curves_figure([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0,
-                                 "val_acc": 0.5}], title="warm-up")
-    warm.savefig(io.BytesIO(), dpi=100, format="png")  # loads the fonts, fills the caches
     drawing: dict[str, int] = {}  # output path -> the process drawing it
     while True:
         try:
