@@ -86,16 +86,35 @@ def test_two_srun_tasks_without_torchrun_train_in_step(tmp_path):
     _check_ranks(tmp_path, procs)
 
 
-@pytest.mark.slow
-def test_two_node_torchrun_c10d_rendezvous(tmp_path):
-    script = tmp_path / "train.py"
+# Seen once in ~20 runs (a CI run on 2026-12-01): a worker aborted inside torch
+# ("terminate called without an active exception", SIGABRT), a C++ thread torn down
+# while joinable. Such a launch is tried once more, with a new endpoint; any other
+# failure, or that one twice, fails the test.
+_TORCH_ABORT = "terminate called without an active exception"
+
+
+def _launch_two_nodes(out) -> list[subprocess.Popen]:
+    out.mkdir()
+    script = out / "train.py"
     script.write_text(SCRIPT)
     endpoint = f"127.0.0.1:{_free_port()}"
     procs = []
     for node in (0, 1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2",
                "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}",
-               "--rdzv_id=cnnlab-test", f"--node_rank={node}", str(script), str(tmp_path)]
+               "--rdzv_id=cnnlab-test", f"--node_rank={node}", str(script), str(out)]
         procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
-    _check_ranks(tmp_path, procs)
+    return procs
+
+
+@pytest.mark.slow
+def test_two_node_torchrun_c10d_rendezvous(tmp_path):
+    procs = _launch_two_nodes(tmp_path / "first")
+    errs = [p.communicate(timeout=240)[1] for p in procs]
+    if any(p.returncode != 0 for p in procs):
+        assert any(_TORCH_ABORT in e for e in errs), errs[0][-3000:] + errs[1][-3000:]
+        procs = _launch_two_nodes(tmp_path / "second")
+        _check_ranks(tmp_path / "second", procs)
+    else:
+        _check_ranks(tmp_path / "first", procs)
