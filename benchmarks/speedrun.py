@@ -17,6 +17,8 @@ One run measures everything, so the ratios hold on any machine:
 Seeds: 5 for recipes whose first run takes under 60 s, 3 for longer ones (the
 issue's rule), or --seeds N. A recipe meets its target when its MEAN accuracy
 reaches the accuracy and its MEAN wall time is within the budget (a multiple of D).
+The 95% row (``fast-cpu-95``) has no accuracy to reach: it reports the best mean
+accuracy of a recipe whose mean wall time is within 15 D.
 Writes benchmarks/results/speedrun.md.
 
     python benchmarks/speedrun.py                          # every CPU recipe with a target
@@ -44,7 +46,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "speedrun.md"
 # accuracy -> budget in units of D (issue "Speed"); the 95% row: the best within 15 D
 TIERS = {0.91: 0.10, 0.93: 0.40, 0.94: 1.5, 0.95: 15.0}
 # which tier each recipe runs for
-RECIPE_TIER = {"fast-cpu": 0.91, "fast-cpu-93": 0.93, "fast-cpu-94": 0.94}
+RECIPE_TIER = {"fast-cpu": 0.91, "fast-cpu-93": 0.93, "fast-cpu-94": 0.94, "fast-cpu-95": 0.95}
+OPEN_TIER = 0.95  # no accuracy to reach: the row reports the best mean within its budget
 # the book run (section 7.6's settings, 10 epochs) beside the recipes: issue "Speed" asks
 # that it reach at least d2l's accuracy, at least 4.5x faster than D, in the same run
 BOOK, BOOK_RATIO = "book", 4.5
@@ -154,11 +157,13 @@ def verdict(recipe: str, runs: list[dict], D: float | None,
         return "-", "-"
     budget = TIERS[tier]
     target = f">= {tier:.0%} in <= {budget:g} D"
+    if tier == OPEN_TIER:
+        target = f"the best reached within {budget:g} D (aim: {tier:.0%})"
     acc = statistics.mean(r["acc"] for r in runs)
     wall = statistics.mean(r["wall"] for r in runs)
     need = 5 if runs[0]["wall"] < 60 else 3  # the rule as measure() applies it
     notes = []
-    if acc < tier:
+    if acc < tier and tier != OPEN_TIER:
         notes.append(f"accuracy {acc:.2%} is {tier - acc:.2%} short")
     if D is None:
         notes.append("no D to compare with")
@@ -166,6 +171,8 @@ def verdict(recipe: str, runs: list[dict], D: float | None,
         notes.append(f"{wall / D:.2f} D is {wall / (budget * D):.1f}x the budget")
     if len(runs) < need:
         notes.append(f"only {len(runs)} of the {need} seeds the rule asks for")
+    if tier == OPEN_TIER and not notes:
+        return target, f"reported: {acc:.2%}" + (" (95% reached)" if acc >= tier else "")
     return target, ("yes" if not notes else "no: " + "; ".join(notes))
 
 

@@ -118,6 +118,23 @@ def test_speedrun_quick(capsys):
     assert _unchanged(bench.RESULTS) == before
 
 
+def test_speedrun_open_row_reports_the_best_within_its_budget():
+    bench = _load("speedrun")
+    runs = [{"acc": 0.9401, "wall": 600.0}] * 3
+    target, met = bench.verdict("fast-cpu-95", runs, D=200.0)
+    assert "within 15 D" in target and met == "reported: 94.01%"
+    assert bench.verdict("fast-cpu-95", [{"acc": 0.951, "wall": 600.0}] * 3, D=200.0)[1] \
+        == "reported: 95.10% (95% reached)"
+    # over 15 D, too few seeds, or no D: not a result for the row
+    assert bench.verdict("fast-cpu-95", [{"acc": 0.96, "wall": 3001.0}] * 3,
+                         D=200.0)[1] == "no: 15.01 D is 1.0x the budget"
+    assert "only 1 of the 3 seeds" in bench.verdict("fast-cpu-95", runs[:1], D=200.0)[1]
+    assert "no D" in bench.verdict("fast-cpu-95", runs, D=None)[1]
+    # the bounded rows still need their accuracy
+    assert "short" in bench.verdict("fast-cpu-94", [{"acc": 0.9376, "wall": 260.0}] * 3,
+                                    D=200.0)[1]
+
+
 def test_before_after_refuses_a_folder_without_cnnlab(tmp_path, capsys):
     bench = _load("before_after")
     with pytest.raises(SystemExit) as e:

@@ -28,6 +28,7 @@ from cnnlab.train.config import (
     SCHEDULES,
     TrainConfig,
 )
+from cnnlab.train.recipes import RECIPES
 
 _FLAG = {"out_dir": "--out"}  # fields whose flag is not --field-name
 
@@ -78,7 +79,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
              "re-checked every epoch)")
     add("--out", dest="out_dir", metavar="DIR",
         help="run directory (default runs/<model>-<YYYYmmdd-HHMMSS>)")
-    add("--recipe", metavar="NAME", help="a named set of faster settings (flags still win)")
+    add("--recipe", metavar="NAME", help="a named set of faster settings (flags still win): "
+        + ", ".join(sorted(RECIPES)) + "; what each is for: cnnlab.train.recipes")
     add("--logger", choices=LOGGERS,
         help="also log to TensorBoard event files in the run directory "
              "(pip install 'cnnlab[tensorboard]'; view: tensorboard --logdir runs)")
