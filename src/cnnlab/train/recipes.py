@@ -94,9 +94,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         # net (seed 0); 10 epochs: 93.82% and 93.89% (seeds 1, 2) against 93.53% and 93.86%
         # for the small net's 20 epochs, the earlier recipe, in about the same time
         "extra": {"widths": [32, 64, 128]},
-        # 8 -> 10 epochs changed little: the rest of the 1.5 D budget is the margin for a
-        # host whose speed drifts; more steps of the same one-cycle schedule is the
-        # cheapest way to a lower final loss (one-cycle anneals to ~0 whatever its length)
+        # 8 -> 10 epochs changed little, and 10 took 1.0-1.65 D depending on the hour's D
+        # (benchmarks/results/speedrun.md): no room for more within 1.5 D on this host
         "epochs": 10,
         # one (TTA) evaluation at the end: each per-epoch evaluation of the 10,000 test
         # images costs a few percent of the run and changes no final figure
