@@ -97,3 +97,26 @@ def test_cli_recipe_flag_trains_fastnet(tmp_path):
     assert rc in (0, None)
     saved = (tmp_path / "run" / "config.json").read_text()
     assert '"recipe": "fast-cpu"' in saved and '"tta": true' in saved
+
+
+def test_python_user_setting_a_default_value_beats_the_recipe():
+    """TrainConfig(recipe=..., label_smoothing=0.0): 0.0 is TrainConfig's default, but the
+    user gave it, so the recipe's 0.1 must not replace it (as the CLI already does)."""
+    from cnnlab.train.resolve import resolve_config
+
+    assert get_recipe("fast-cpu")["label_smoothing"] == 0.1
+    given = TrainConfig(recipe="fast-cpu", label_smoothing=0.0, tta=False)
+    resolved = resolve_config(given)
+    assert (resolved.label_smoothing, resolved.tta) == (0.0, False)
+    assert resolved.model == "fastnet" and resolved.epochs == 2  # the rest is the recipe's
+
+    later = TrainConfig(recipe="fast-cpu")
+    assert resolve_config(later).label_smoothing == 0.1
+    later.label_smoothing = 0.0  # assigned after construction: also the user's choice
+    assert resolve_config(later).label_smoothing == 0.0
+
+    # copies (every field passed) give nothing: the recipe still fills the defaults
+    copied = dataclasses.replace(TrainConfig(recipe="fast-cpu"), epochs=3)
+    assert copied.given_fields == frozenset()
+    assert (resolve_config(copied).label_smoothing, resolve_config(copied).epochs) == (0.1, 3)
+    assert TrainConfig.from_dict(given.to_dict()) == given  # equality ignores what was given

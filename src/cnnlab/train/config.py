@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -74,6 +75,24 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 setattr(self, name, os.fspath(value))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        given = self.__dict__.get("_given")
+        if given is not None and name in _FIELD_NAMES:  # after __init__: the user's choice
+            given.add(name)
+
+    @property
+    def given_fields(self) -> frozenset[str]:
+        """The fields the caller passed to the constructor or assigned afterwards.
+
+        A recipe fills only the others (cnnlab.train.resolve), so
+        ``TrainConfig(recipe="fast-cpu", label_smoothing=0.0)`` trains without label
+        smoothing although 0.0 is the default. A call that passes every field is a
+        copy (``from_dict`` of a saved config, ``dataclasses.replace``), not a choice:
+        it counts as giving none.
+        """
+        return frozenset(self.__dict__.get("_given", ()))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what config.json and checkpoints hold)."""
@@ -137,6 +156,20 @@ class TrainConfig:
         # torch.manual_seed takes 64 bits
         check_int("seed", self.seed, least=-2**63, most=2**63 - 1, hint="e.g. seed=0")
         return self
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_dataclass_init = TrainConfig.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_recording_given(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+    _dataclass_init(self, *args, **kwargs)
+    given = set(_FIELD_NAMES[:len(args)]) | set(kwargs)
+    self.__dict__["_given"] = set() if len(given) == len(_FIELD_NAMES) else given
+
+
+TrainConfig.__init__ = _init_recording_given  # type: ignore[method-assign]
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -27,10 +27,11 @@ RESUME_MAY_CHANGE = frozenset(
 
 
 def explicit_fields(config: TrainConfig) -> set[str]:
-    """Fields whose value differs from TrainConfig's default (what a library user 'set')."""
+    """What a library user 'set': the fields given to the constructor or assigned
+    afterwards (even to their default value), and any that differ from the default."""
     default = TrainConfig()
-    return {f.name for f in dataclasses.fields(TrainConfig)
-            if getattr(config, f.name) != getattr(default, f.name)}
+    return set(config.given_fields) | {f.name for f in dataclasses.fields(TrainConfig)
+                                       if getattr(config, f.name) != getattr(default, f.name)}
 
 
 def recipe_overrides(name: str | None) -> dict[str, Any]:
