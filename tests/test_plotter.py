@@ -157,3 +157,50 @@ def test_the_first_thread_sample_spans_the_set_up(monkeypatch):
         assert gov3.start() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_killed_training_process_abandons_its_drawings(tmp_path):
+    """kill -9 of the training process mid-drawing: the drawing is stopped and its temp file
+    removed, so that it cannot replace, seconds later, a figure a quick resume has drawn."""
+    import time
+
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys, time
+        from pathlib import Path
+        from cnnlab.guards import atomic_output
+        from cnnlab.train import plots, plotter
+
+        def slow_figure(path):  # a drawing that takes 4 s, then replaces path
+            with atomic_output(path) as tmp:
+                tmp.write_text("an old epoch's figure")
+                time.sleep(4)
+
+        plots.slow_figure = slow_figure  # before the fork: the helper's plots has it too
+        out = Path(sys.argv[1])
+        p = plotter.start()
+        assert p is not None
+        p.submit("slow_figure", path=out / "figure.png")
+        while not list(out.glob(".figure.png.*.tmp")):
+            time.sleep(0.02)
+        print(p.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no close(): as kill -9 does
+    """))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    helper = int(proc.stdout.split()[0])
+
+    def running(pid: int) -> bool:  # a zombie (no reaping init in a container) has ended
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while running(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(helper)  # the helper ended (its parent died)
+    time.sleep(5)  # past the drawing's 4 s: a drawing left to run would have renamed by now
+    assert not (tmp_path / "figure.png").exists()
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import numbers
 import os
 import re
@@ -35,7 +36,7 @@ from typing import Any, BinaryIO
 from cnnlab.errors import CheckpointError, ConfigError, DataError, DataNotFoundError
 
 __all__ = ["check_int", "memory_available", "check_memory", "format_bytes", "open_regular",
-           "file_kind", "atomic_output", "printable", "MAX_THREADS"]
+           "file_kind", "atomic_output", "atomic_temp_files", "printable", "MAX_THREADS"]
 
 # torch.set_num_threads(100000) crashes the process (one OS thread each, never checked):
 # no machine cnnlab runs on has more than a few hundred cores
@@ -226,6 +227,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the writer's pid in the name: atomic_temp_files finds a killed writer's file
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
@@ -238,6 +240,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def atomic_temp_files(path: str | os.PathLike, pid: int) -> list[Path]:
+    """The temporary files that process ``pid`` has open for ``path`` in atomic_output."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.{pid}.*.tmp"))
 
 
 # ----------------------------------------------------------------------------- printing

@@ -12,7 +12,9 @@ every file exists when the command ends. The figures are the same bytes as when 
 in the training process (the same functions of :mod:`cnnlab.train.plots` draw them).
 
 Anything the helper cannot do (it died, a figure failed) is drawn again in the training
-process, which then raises what the helper hit (a full disk...), as before. Linux only
+process, which then raises what the helper hit (a full disk...), as before. If the
+training process dies (``kill -9``), the drawings it left are stopped and their temp
+files removed: a resumed run draws its own. Linux only
 (``fork`` before torch's threads exist); not when torch is already imported (the
 Python API, notebooks, the test suite: drawn in process as before), not on a DDP rank
 other than 0, and ``CNNLAB_PLOT_PROCESS=0`` turns it off.
@@ -102,6 +104,10 @@ class Plotter:
             self.wait()
         finally:
             self.alive = False
+            try:
+                self._requests.send(None)  # a clean end: the helper lets its drawings finish
+            except (OSError, ValueError):
+                pass
             self._requests.close()
             # nothing is left to draw: end it now, even mid-import (a command that fails
             # fast does not wait for matplotlib)
@@ -167,7 +173,8 @@ def _draw_here(job: tuple[str, tuple, dict]) -> None:
 def _serve(requests: Any, replies: Any) -> None:
     # Ctrl-C and a scheduler's SIGTERM reach the whole process group; the training
     # process stops gracefully and still wants its figures drawn. The helper ends when
-    # the training process closes its end of the pipe (or dies).
+    # the training process says so (None), or dies: then its figures are abandoned (see
+    # _abandon).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # what the figures need (plots.py imports matplotlib only when it draws); drawing a
@@ -181,7 +188,10 @@ def _serve(requests: Any, replies: Any) -> None:
     while True:
         try:
             msg = requests.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the training process died (kill -9, a crash)
+            _abandon(drawing)
+            return
+        if msg is None:
             break
         key, name, args, kwargs = msg
         path = str(kwargs.get("path"))
@@ -204,6 +214,29 @@ def _serve(requests: Any, replies: Any) -> None:
         drawing[path] = pid
     for pid in drawing.values():
         _reap(pid, block=True)
+
+
+def _abandon(drawing: dict[str, int]) -> None:
+    """Stop the drawings of a training process that died, and remove their temp files.
+
+    A drawing left to finish would replace its figure seconds later: after a quick
+    ``--resume`` has drawn a newer one, or with a temp file the resume has not swept.
+    Killing it leaves the figure of the last completed drawing, which is whole
+    (guards.atomic_output) and which the resumed run redraws.
+    """
+    from cnnlab.guards import atomic_temp_files
+
+    for path, pid in drawing.items():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _reap(pid, block=True)
+        for tmp in atomic_temp_files(path, pid):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
 
 def _reap(pid: int, block: bool) -> bool:
