@@ -80,7 +80,8 @@ class TrainConfig:
         super().__setattr__(name, value)
         given = self.__dict__.get("_given")
         if given is not None and name in _FIELD_NAMES:  # after __init__: the user's choice
-            given.add(name)
+            # a new frozenset, not add(): copy.copy's copies share the old one
+            self.__dict__["_given"] = given | {name}
 
     @property
     def given_fields(self) -> frozenset[str]:
@@ -92,7 +93,7 @@ class TrainConfig:
         copy (``from_dict`` of a saved config, ``dataclasses.replace``), not a choice:
         it counts as giving none.
         """
-        return frozenset(self.__dict__.get("_given", ()))
+        return self.__dict__.get("_given", frozenset())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what config.json and checkpoints hold)."""
@@ -166,7 +167,7 @@ _dataclass_init = TrainConfig.__init__
 def _init_recording_given(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
     _dataclass_init(self, *args, **kwargs)
     given = set(_FIELD_NAMES[:len(args)]) | set(kwargs)
-    self.__dict__["_given"] = set() if len(given) == len(_FIELD_NAMES) else given
+    self.__dict__["_given"] = frozenset() if len(given) == len(_FIELD_NAMES) else frozenset(given)
 
 
 TrainConfig.__init__ = _init_recording_given  # type: ignore[method-assign]
