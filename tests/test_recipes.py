@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -120,8 +121,6 @@ def test_python_user_setting_a_default_value_beats_the_recipe():
     assert copied.given_fields == frozenset()
     assert (resolve_config(copied).label_smoothing, resolve_config(copied).epochs) == (0.1, 3)
     assert TrainConfig.from_dict(given.to_dict()) == given  # equality ignores what was given
-    import copy
-
     twin = copy.copy(later)
     twin.lr = 0.5  # the copy's choice, not the original's
     assert "lr" in twin.given_fields and "lr" not in later.given_fields
