@@ -24,6 +24,9 @@ ROWS = [{"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "val_acc": 0.61},
         {"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "val_acc": 0.70}]
 CM = [[5, 1, 0], [2, 7, 1], [0, 0, 9]]
 CLASSES = ["a", "b", "c"]
+# ten classes: the helper prepares that figure's skeleton before any request
+CM10 = [[(i * 7 + j * 3) % 11 + (90 if i == j else 0) for j in range(10)] for i in range(10)]
+CLASSES10 = [f"class {i}" for i in range(10)]
 
 
 def _run(code: str, tmp_path: Path, env: dict | None = None) -> dict:
@@ -42,6 +45,7 @@ HEADER = f"""
     from cnnlab.train import plotter
     tmp = Path(sys.argv[1])
     ROWS, CM, CLASSES = {ROWS!r}, {CM!r}, {CLASSES!r}
+    CM10, CLASSES10 = {CM10!r}, {CLASSES10!r}
 """
 
 
@@ -51,21 +55,55 @@ def test_the_helper_draws_the_same_bytes_as_the_training_process(tmp_path):
     assert p is not None and "matplotlib" not in sys.modules  # imported there, not here
     p.submit("plot_curves", ROWS, path=tmp / "curves.png", title="t")
     p.submit("plot_confusion", CM, CLASSES, path=tmp / "confusion.png", title="t")
+    for k in (1, 2):  # each drawing forked from the helper starts from its prepared skeleton
+        p.submit("plot_confusion", CM10, CLASSES10, path=tmp / f"confusion10-{k}.png",
+                 title="ten")
     p.wait()
     files = sorted(f.name for f in tmp.glob("*.png"))
     p.close()
     gone = not os.path.exists(f"/proc/{p.pid}")
     print(json.dumps({"files": files, "gone": gone, "mpl": "matplotlib" in sys.modules}))
     """, tmp_path)
-    assert res == {"files": ["confusion.png", "curves.png"], "gone": True, "mpl": False}
+    assert res == {"files": ["confusion.png", "confusion10-1.png", "confusion10-2.png",
+                             "curves.png"], "gone": True, "mpl": False}
     from cnnlab.train.plots import plot_confusion, plot_curves
 
     here = tmp_path / "here"
     here.mkdir()
     plot_curves(ROWS, here / "curves.png", title="t")
     plot_confusion(CM, CLASSES, here / "confusion.png", title="t")
-    for name in ("curves.png", "confusion.png"):
+    plot_confusion(CM10, CLASSES10, here / "confusion10-1.png", title="ten")
+    for name in ("curves.png", "confusion.png", "confusion10-1.png"):
         assert (tmp_path / name).read_bytes() == (here / name).read_bytes(), name
+    second = (tmp_path / "confusion10-2.png").read_bytes()
+    assert second == (here / "confusion10-1.png").read_bytes()
+
+
+def test_a_prepared_confusion_skeleton_draws_the_same_figure_once(tmp_path, monkeypatch):
+    from cnnlab.train import plots
+
+    plots.plot_confusion(CM10, CLASSES10, tmp_path / "plain.png", title="ten")
+    plots.prepare_confusion(10)
+    spare = plots._SPARE[10]
+    plots.plot_confusion(CM, CLASSES, tmp_path / "three.png")  # another size: not used
+    assert plots._SPARE.get(10) is spare
+    plots.plot_confusion(CM10, CLASSES10, tmp_path / "prepared.png", title="ten")
+    assert 10 not in plots._SPARE  # used once: the next figure is built afresh
+    plots.plot_confusion(CM10, CLASSES10, tmp_path / "again.png", title="ten")
+    plain = (tmp_path / "plain.png").read_bytes()
+    assert (tmp_path / "prepared.png").read_bytes() == plain
+    assert (tmp_path / "again.png").read_bytes() == plain
+    # and the skeleton's placeholder is gone: the image, its colour range and the cell
+    # labels are those of the counts
+    plots.prepare_confusion(10)
+    fig = plots.confusion_figure(CM10, CLASSES10, title="ten")
+    ax = fig.axes[0]
+    (im,) = ax.get_images()
+    assert im.get_array().tolist() == CM10
+    flat = [c for row in CM10 for c in row]
+    assert (im.norm.vmin, im.norm.vmax) == (min(flat), max(flat))
+    assert [t.get_text() for t in ax.texts] == [str(c) for c in flat]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES10
 
 
 def test_a_dead_helper_or_a_failed_figure_is_drawn_here(tmp_path):

@@ -108,3 +108,25 @@ def test_deferred_optimizer_same_numbers_and_off_switch(tmp_path):
     assert off[0] == "deferred: 0" and off[1] == "dynamo: True", off
     assert on[2] == off[2]  # bit for bit: printed as Python floats
     assert on[3] == off[3] == "restored: True", (on, off)
+
+
+def test_a_checkpoint_of_unstandardised_data_skips_the_pixel_statistics():
+    # The statistics are a pass over every training pixel, made on first use; a run that
+    # does not standardise (the book's LeNet) has no use for them at its last checkpoint.
+    from cnnlab.train.steps import normalization_of
+
+    class Data:
+        normalize = False
+
+        @property
+        def mean(self):
+            raise AssertionError("the pixel mean was computed")
+
+        std = mean
+
+    assert normalization_of(Data()) is None
+
+    class Standardised:
+        normalize, mean, std = True, 0.25, 0.5
+
+    assert normalization_of(Standardised()) == {"mean": [0.25], "std": [0.5]}

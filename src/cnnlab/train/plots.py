@@ -71,23 +71,58 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
     return path
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                   path: str | Path, title: str | None = None) -> Path:
-    """Write a confusion matrix (rows: true class, columns: predicted) to ``path``."""
+def prepare_confusion(n: int) -> None:
+    """Build the parts of an ``n``-class confusion figure that do not depend on the counts
+    (figure, axes, colour bar, ticks) for the next :func:`confusion_figure` of ``n``
+    classes, in this process or in one forked from it.
+
+    The plotting helper (:mod:`cnnlab.train.plotter`) calls it while the training process
+    imports torch, so the figure drawn after the last epoch starts from there. The figure is
+    the same either way: :func:`confusion_figure` always fills such a skeleton.
+    """
+    _SPARE[n] = _confusion_skeleton(n)
+
+
+_SPARE: dict[int, tuple[Any, Any, Any]] = {}  # n -> a skeleton no figure has used yet
+
+
+def _confusion_skeleton(n: int) -> tuple[Any, Any, Any]:
     import numpy as np
 
-    path = Path(path)
-    cm = np.asarray(confusion, dtype=np.int64)
-    n = len(cm)
     fig = _figure((1.2 + 0.55 * n, 1.0 + 0.5 * n))
     ax = fig.add_subplot()
-    im = ax.imshow(cm, cmap="Blues")
+    # placeholder counts of the right shape (the extent and the axes limits come from it);
+    # confusion_figure puts the real counts and their colour range in
+    im = ax.imshow(np.arange(n * n, dtype=np.int64).reshape(n, n), cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    labels = list(classes) if len(classes) == n else [str(i) for i in range(n)]
-    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(n), labels, fontsize=7)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    return fig, ax, im
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                     title: str | None = None):
+    """A matplotlib Figure of the confusion matrix (rows: true class, columns: predicted),
+    each cell coloured by and labelled with its count.
+
+    Example:
+        >>> fig = confusion_figure([[8, 2], [1, 9]], ["cat", "dog"], title="pets")
+        >>> [t.get_text() for t in fig.axes[0].texts]
+        ['8', '2', '1', '9']
+    """
+    import numpy as np
+
+    cm = np.asarray(confusion, dtype=np.int64)
+    n = len(cm)
+    skeleton = _SPARE.pop(n, None)  # a prepared one is used once
+    fig, ax, im = skeleton if skeleton is not None else _confusion_skeleton(n)
+    im.set_data(cm)
+    im.autoscale()  # the colour range of these counts (min to max), as imshow(cm) chooses
+    labels = list(classes) if len(classes) == n else [str(i) for i in range(n)]
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticklabels(labels, fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
     # the layout before the n*n counts: they sit inside the axes, so they do not move
@@ -102,6 +137,14 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
         for j in range(n):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
                     color="white" if cm[i, j] > threshold else "black")
+    return fig
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                   path: str | Path, title: str | None = None) -> Path:
+    """Write the confusion matrix of :func:`confusion_figure` to ``path`` (PNG)."""
+    path = Path(path)
+    fig = confusion_figure(confusion, classes, title)
     from cnnlab.guards import atomic_output
 
     with atomic_output(path) as tmp:  # like curves.png: never a half-written file

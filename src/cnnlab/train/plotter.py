@@ -184,6 +184,10 @@ def _serve(requests: Any, replies: Any) -> None:
 
     from cnnlab.train import plots
 
+    # the counts-free part of confusion.png, built once here while torch imports: each
+    # drawing forked from here fills its own copy. Every dataset the CLI reads has 10
+    # classes; another number is built in the drawing, as without a helper.
+    plots.prepare_confusion(10)
     drawing: dict[str, int] = {}  # output path -> the process drawing it
     while True:
         try:

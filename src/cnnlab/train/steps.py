@@ -216,8 +216,10 @@ def evaluate_batches(model: nn.Module, loader: Iterable, *, num_classes: int,
 
 def normalization_of(data: Any) -> dict[str, list[float]] | None:
     """The (mean, std) the data module standardised with, for `cnnlab predict`."""
+    if not getattr(data, "normalize", False):  # before .mean: a data module computes it
+        return None  # from the whole training split on first use: a pass over every pixel
     mean, std = getattr(data, "mean", None), getattr(data, "std", None)
-    if not getattr(data, "normalize", False) or mean is None or std is None:
+    if mean is None or std is None:
         return None
     return {"mean": torch.as_tensor(mean, dtype=torch.float64).flatten().tolist(),
             "std": torch.as_tensor(std, dtype=torch.float64).flatten().tolist()}
