@@ -100,3 +100,18 @@ def machine_info() -> dict:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
             "load": load}
+
+
+def cnnlab_env(extra: dict | None = None) -> dict:
+    """The environment of a timed cnnlab process: this checkout's src first on
+    PYTHONPATH, matplotlib's Agg backend, and Python's default bytecode cache.
+
+    ``PYTHONDONTWRITEBYTECODE`` (set in some sandboxes and CI images) would make every
+    run compile cnnlab's modules from source, while torch and d2l, installed by pip,
+    load theirs compiled; a user's second run loads cnnlab's compiled too.
+    """
+    env = dict(os.environ, MPLBACKEND="Agg", **(extra or {}))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    src = str(ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

@@ -70,10 +70,9 @@ def cpu_flags() -> str:
 
 
 def _env() -> dict:
-    env = dict(os.environ, MPLBACKEND="Agg")
-    src = str(ROOT / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    from _results import cnnlab_env  # sibling module; scripts run from benchmarks/
+
+    return cnnlab_env()
 
 
 def run_recipe(recipe: str, seed: int, extra: list[str], timeout: float) -> dict:
@@ -120,6 +119,7 @@ def run_d2l(timeout: float) -> dict:
         harness.write_text(HARNESS)
         env = dict(os.environ, MPLBACKEND="Agg")
         env.pop("PYTHONPATH", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as _results.cnnlab_env, on both sides
         if path is not None:
             env["PYTHONPATH"] = str(path)
         start = time.perf_counter()
