@@ -14,8 +14,8 @@ drifting machine load hits all alike:
   train run above, one 28x28 PNG).
 
 Every process runs with Python's bytecode cache on (``_results.cnnlab_env``), after one
-untimed warm-up run: a user's runs after the first load cnnlab's modules compiled, as
-they load torch's.
+untimed warm-up run (not with ``--quick``): a user's runs after the first load cnnlab's
+modules compiled, as they load torch's.
 
 The targets (issue "Speed", stated for a 2-core Zen 4 whose torch import takes
 1.3 s): time outside the epoch <= torch's import + 0.3 s, predict <= 2.0 s; on
@@ -122,16 +122,17 @@ def _stats(xs: list[float]) -> str:
     return f"{med:.2f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
 
 
-def measure(rounds: int, extra: list[str], baseline: dict | None = None) -> dict:
+def measure(rounds: int, extra: list[str], baseline: dict | None = None,
+            warm_up: bool = True) -> dict:
     res: dict[str, list] = {"torch": [], "on": [], "off": [], "predict": [], "base": []}
     runs = ["on", "off"] + (["base"] if baseline else [])
     names = {"on": "quick exit", "off": "ordinary exit", "base": "baseline env"}
     with tempfile.TemporaryDirectory() as tmp:
         image = _png(Path(tmp) / "garment.png")
-        # not timed: the run that leaves cnnlab's compiled modules (__pycache__) behind,
-        # as any user's first run does; torch's come compiled with its wheel
-        train_once(Path(tmp) / "warm-up", True, extra)
-        predict_once(Path(tmp) / "warm-up" / "best.pt", image)
+        if warm_up:  # not timed: the run that leaves cnnlab's compiled modules
+            # (__pycache__) behind, as any user's first run does; torch's come compiled
+            train_once(Path(tmp) / "warm-up", True, extra)
+            predict_once(Path(tmp) / "warm-up" / "best.pt", image)
         for i in range(rounds):
             res["torch"].append(torch_import_s())
             for key in (runs if i % 2 == 0 else runs[::-1]):
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--limit-val-batches", "1"]
         rounds = 1
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    res = measure(rounds, extra, baseline)
+    res = measure(rounds, extra, baseline, warm_up=not args.quick)  # the smoke test: none
     text = section(res, argv, load_before, args.quick, baseline)
     from _results import finish  # sibling module; scripts run from benchmarks/
 
