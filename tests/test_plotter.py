@@ -79,7 +79,7 @@ def test_the_helper_draws_the_same_bytes_as_the_training_process(tmp_path):
     assert second == (here / "confusion10-1.png").read_bytes()
 
 
-def test_a_prepared_confusion_skeleton_draws_the_same_figure_once(tmp_path, monkeypatch):
+def test_a_prepared_confusion_skeleton_draws_the_same_figure_once(tmp_path):
     from cnnlab.train import plots
 
     plots.plot_confusion(CM10, CLASSES10, tmp_path / "plain.png", title="ten")

@@ -110,23 +110,19 @@ def test_deferred_optimizer_same_numbers_and_off_switch(tmp_path):
     assert on[3] == off[3] == "restored: True", (on, off)
 
 
-def test_a_checkpoint_of_unstandardised_data_skips_the_pixel_statistics():
+def test_a_checkpoint_of_unstandardised_data_skips_the_pixel_statistics(monkeypatch):
     # The statistics are a pass over every training pixel, made on first use; a run that
     # does not standardise (the book's LeNet) has no use for them at its last checkpoint.
+    from cnnlab.data import datamodule
+    from cnnlab.data.datamodule import DataModule
     from cnnlab.train.steps import normalization_of
 
-    class Data:
-        normalize = False
-
-        @property
-        def mean(self):
-            raise AssertionError("the pixel mean was computed")
-
-        std = mean
-
-    assert normalization_of(Data()) is None
-
-    class Standardised:
-        normalize, mean, std = True, 0.25, 0.5
-
-    assert normalization_of(Standardised()) == {"mean": [0.25], "std": [0.5]}
+    passes = []
+    real = datamodule.pixel_mean_std
+    monkeypatch.setattr(datamodule, "pixel_mean_std",
+                        lambda images: passes.append(1) or real(images))
+    plain = DataModule("synthetic", num_train=64, num_val=16)
+    assert normalization_of(plain) is None and passes == []
+    standardised = DataModule("synthetic", num_train=64, num_val=16, normalize=True)
+    got = normalization_of(standardised)
+    assert got == {"mean": [standardised.mean], "std": [standardised.std]} and passes
