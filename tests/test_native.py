@@ -246,6 +246,87 @@ def test_native_input_gradient_kernel_matches_pytorch(shape, monkeypatch):
     torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def avx2_only_lib(tmp_path_factory):
+    """The library built without conv1.c's AVX-512 kernels, as on an AVX2-only CPU."""
+    cc = native._compiler()
+    if not native.available() or cc is None:
+        pytest.skip(f"no native kernels here: {native.status()}")
+    target = tmp_path_factory.mktemp("avx2") / "cnnlab_native-avx2.so"
+    native._build(cc, target, defines=("CNNLAB_NO_AVX512",))
+    return native._open(target)
+
+
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as f:
+        return next((set(line.split(":", 1)[1].split()) for line in f
+                     if line.startswith("flags")), set())
+
+
+@needs_native
+def test_the_cpu_chooses_the_one_channel_kernels(avx2_only_lib):
+    """conv1.c's AVX-512 path is in the build exactly where the CPU reports AVX-512 (the
+    library is compiled for this machine), and status() says which path runs."""
+    has = "avx512f" in _cpu_flags()
+    assert native.load().cnnlab_native_avx512() == has
+    assert native.status().endswith("(AVX-512)" if has else "(AVX2)")
+    assert avx2_only_lib.cnnlab_native_avx512() == 0
+
+
+@needs_native
+@pytest.mark.parametrize("build", ["machine", "avx2"])
+@pytest.mark.parametrize("shape", [(3, 28, 28, 6, 5, 2),    # LeNet's first layer
+                                   (2, 28, 28, 16, 3, 1),   # 28 vectors a row: 3 chunks
+                                   (2, 9, 33, 15, 7, 3), (5, 12, 10, 13, 4, 0),
+                                   (2, 3, 3, 7, 3, 2), (1, 1, 1, 6, 1, 0), (2, 6, 50, 16, 5, 2)])
+def test_one_channel_kernels_match_pytorch(build, shape, avx2_only_lib, monkeypatch):
+    """The one-input-channel forward and weight gradient of each build (the machine's, and
+    the AVX2 one every x86-64 CPU with AVX2 runs) against PyTorch; PyTorch's own paths
+    are made to fail, so the C kernels are what is compared."""
+    from cnnlab.native import ops
+
+    if build == "avx2":
+        monkeypatch.setattr(native, "load", lambda: avx2_only_lib)
+    B, H, W, M, k, p = shape
+    torch.manual_seed(sum(shape))
+    X, w, b = torch.randn(B, 1, H, W), torch.randn(M, 1, k, k), torch.randn(M)
+    ref = torch.nn.functional.conv2d(X, w, b, padding=p)
+    dY = torch.randn_like(ref)
+    dW_ref = torch.nn.grad.conv2d_weight(X, w.shape, dY, padding=p)
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the native kernel declined")
+
+    monkeypatch.setattr(ops.F, "conv2d", no_fallback)
+    monkeypatch.setattr(torch.nn.grad, "conv2d_weight", no_fallback)
+    Y = ops.conv2d_small(X, w, b, p)
+    assert Y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(Y, ref, rtol=1e-5, atol=1e-5)
+    _, dW, db = ops.conv2d_small_backward(dY, X, w, p, False, True)
+    scale = float(dW_ref.abs().max())
+    torch.testing.assert_close(dW / scale, dW_ref / scale, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(db, dY.sum((0, 2, 3)), rtol=1e-4, atol=1e-4)
+
+
+@needs_native
+def test_one_channel_kernels_keep_inf_and_nan_where_pytorch_has_them():
+    """Each lane computes only its own output's products: a non-finite pixel reaches the
+    outputs (and weight-gradient entries) PyTorch's conv2d gives it, no others."""
+    from cnnlab.native import ops
+
+    torch.manual_seed(0)
+    X, w = torch.randn(2, 1, 12, 12), torch.randn(6, 1, 5, 5)
+    X[1, 0, 3, 4] = float("inf")
+    Y, ref = ops.conv2d_small(X, w, None, 2), torch.nn.functional.conv2d(X, w, padding=2)
+    torch.testing.assert_close(Y, ref, equal_nan=True)
+    assert torch.isfinite(Y[0]).all() and not torch.isfinite(Y[1]).all()
+    dY = torch.randn_like(ref)
+    dY[0, 2, 5, 5] = float("nan")
+    _, dW, db = ops.conv2d_small_backward(dY, torch.randn(2, 1, 12, 12), w, 2, False, True)
+    assert torch.isnan(dW[2]).all() and torch.isfinite(dW[[0, 1, 3, 4, 5]]).all()
+    assert torch.isnan(db[2]) and torch.isfinite(db[[0, 1, 3, 4, 5]]).all()
+
+
 @needs_native
 def test_native_input_gradient_kernel_declines_what_it_cannot_do():
     from cnnlab.accel.smallconv import native_dgrad_supported

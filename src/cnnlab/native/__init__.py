@@ -1,6 +1,6 @@
-"""The optional native kernels: ``kernels.c`` and ``conv.c``, compiled once per machine
-into one library, loaded with ctypes and reached only through the PyTorch custom ops of
-:mod:`cnnlab.native.ops`.
+"""The optional native kernels: ``kernels.c``, ``conv.c`` and ``conv_avx512.c``, compiled
+once per machine into one library, loaded with ctypes and reached only through the
+PyTorch custom ops of :mod:`cnnlab.native.ops`.
 
 Why C: some hot loops of cnnlab are memory-bound passes that PyTorch can only
 express as several full passes over a large tensor (the uint8 -> float resize of a
@@ -9,9 +9,12 @@ of once); the small convolutions of LeNet-sized layers run far below the CPU's r
 in oneDNN. The C files have no PyTorch headers, so they build in seconds with the
 system's C compiler (``cc``; Debian: ``apt-get install gcc``)
 into the user cache (``~/.cache/cnnlab/native``, or ``$CNNLAB_CACHE``), named by
-the sources' hash and the machine, and written atomically. They use AVX intrinsics,
+the sources' hash and the machine, and written atomically. They use AVX2 intrinsics,
 so they are built on x86-64 Linux only; elsewhere :func:`status` says why and the
-PyTorch paths run.
+PyTorch paths run. The library is compiled for the machine it runs on (``-march=native``),
+so where the CPU reports AVX-512 it also holds ``conv_avx512.c``'s kernels (the first
+convolution of LeNet, the weight gradient of its second), which then run instead of
+their AVX2 versions; :func:`status` names the path.
 
 The boundary (:mod:`cnnlab.native.ops`): every call into C is one of the custom ops
 ``torch.ops.cnnlab.*`` (defined with ``torch.library``, with fake kernels for
@@ -41,7 +44,8 @@ from pathlib import Path
 
 __all__ = ["load", "available", "status", "X86_64"]
 
-SOURCES = (Path(__file__).with_name("kernels.c"), Path(__file__).with_name("conv.c"))
+# conv_avx512.c: AVX-512 versions of conv.c's kernels (built where the CPU has it)
+SOURCES = tuple(Path(__file__).with_name(f) for f in ("kernels.c", "conv.c", "conv_avx512.c"))
 HEADERS = (Path(__file__).with_name("alloc.h"),)  # part of the build's hash, not compiled
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -58,6 +62,7 @@ X86_64 = ("x86_64", "amd64")
 _i32p = _f32p = _u8p = ctypes.c_void_p
 _SIGNATURES = {
     "cnnlab_native_version": ([], ctypes.c_int),
+    "cnnlab_native_avx512": ([], ctypes.c_int),
     "cnnlab_resample_u8": ([_u8p, _f32p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
                             ctypes.c_int, ctypes.c_int, _i32p, _f32p, ctypes.c_int,
                             _i32p, _f32p, ctypes.c_int, ctypes.c_float, ctypes.c_float],
@@ -169,7 +174,10 @@ def load() -> ctypes.CDLL | None:
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             _why = f"native kernels unavailable: {e}"
             return None
-        _lib, _why = lib, f"loaded {target}"
+        # conv_avx512.c's kernels are in the build when this machine's compiler targets
+        # AVX-512 (-march=native): the CPU's own report chooses the path
+        simd = "AVX-512" if lib.cnnlab_native_avx512() else "AVX2"
+        _lib, _why = lib, f"loaded {target} ({simd})"
         return _lib
 
 

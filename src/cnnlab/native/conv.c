@@ -9,6 +9,14 @@
 #endif
 #include "alloc.h"
 
+/* AVX-512 (conv_avx512.c): 0 done, -1 out of memory, 1 not in this build */
+int cnnlab_x1_fwd(const float *X, const float *Wt, const float *bias, float *Y, int64_t B,
+                  int H, int W, int M, int Mp, int k, int p);
+int cnnlab_x1_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,
+                    int W, int M, int Mp, int k, int p);
+int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,
+                    int W, int Cin, int M, int Mp, int k, int p);
+
 /* ---------------------------------------------------------------------------
  * Small stride-1 convolutions in NHWC memory (torch.channels_last): X (B, H, W, Cin)
  * -> Y (B, Ho, Wo, M), zero padding p, k x k kernel (k <= 7), Cin <= 16 and M <= 16.
@@ -154,6 +162,10 @@ int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y
     const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nv = (M + 7) / 8;
     if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
+    if (Cin == 1) {
+        const int rc = cnnlab_x1_fwd(X, Wt, bias, Y, B, H, W, M, nv * 8, k, p);
+        if (rc <= 0) return rc;
+    }
     int failed = 0;
     #pragma omp parallel
     {
@@ -244,6 +256,11 @@ int cnnlab_conv_wgrad(const float *X, const float *dY, float *dWt, float *db, in
     const int nv = (M + 7) / 8, Mp = nv * 8;
     const size_t nw = (size_t)k * k * Cin * Mp;
     if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
+    {
+        const int rc = Cin == 1 ? cnnlab_x1_wgrad(X, dY, dWt, db, B, H, W, M, Mp, k, p)
+                                : cnnlab_wgrad512(X, dY, dWt, db, B, H, W, Cin, M, Mp, k, p);
+        if (rc <= 0) return rc;
+    }
     memset(dWt, 0, sizeof(float) * nw);
     memset(db, 0, sizeof(float) * (size_t)Mp);
     int failed = 0;

@@ -1,0 +1,442 @@
+/* cnnlab native CPU kernels: stride-1 convolutions of ONE input channel with AVX-512
+ * (LeNet's first layer, book 7.6: 1 -> 6 channels, 5x5, padding 2). Called by
+ * cnnlab_conv_fwd and cnnlab_conv_wgrad (conv.c) for Cin = 1; built only where the
+ * compiler targets AVX-512 (the library is compiled with -march=native on the machine
+ * that runs it), so the CPU's own report decides. Elsewhere, or with
+ * -DCNNLAB_NO_AVX512 (tests build such a copy), they return 1 and conv.c's AVX2
+ * kernels run.
+ *
+ * Why: conv.c gives each output pixel's M channels one vector, so LeNet's 6 channels
+ * fill 6 of 8 lanes (6 of 16 with AVX-512) and every multiply-add waits on a broadcast
+ * load. Here one output row of the NHWC result -- Wo*M contiguous floats, lane j being
+ * pixel j / M and channel j % M -- is cut into 16-float vectors as it lies. For tap
+ * (ky, kx) every lane reads input pixel x + kx of row y + ky: stored once per image
+ * "expanded" (each pixel repeated M times), that operand is one unaligned load at
+ * offset kx*M of the expanded row. The weight operand is the tap's weights laid out in
+ * the same lane pattern, one vector per output vector, prepared once per call. Every
+ * lane computes exactly the products of its own output (the same as F.conv2d's), so
+ * no lane's value spreads to another.
+ * ------------------------------------------------------------------------- */
+#define _POSIX_C_SOURCE 200112L  /* posix_memalign */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "alloc.h"
+
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+#include <immintrin.h>
+#define X1_INLINE static inline __attribute__((always_inline))
+#define X1_NA 12  /* output vectors per forward chunk: accumulators (of 32 registers) */
+#define X1_NW 4   /* output vectors per weight-gradient chunk: k*4 + 8 registers */
+
+/* The geometry of one call: rows of the padded, expanded image are `erow` floats
+ * (Wp*M, rounded up, and 16 spare floats that unaligned loads may read past a row's end);
+ * an output row is L = Wo*M floats in nvec vectors, the last with `tail` lanes. */
+typedef struct {
+    int H, W, M, k, p, Hp, Ho, Wo, nvec, nexp;
+    size_t erow, L;
+    __mmask16 tail;
+} x1_geom;
+
+static x1_geom x1_geometry(int H, int W, int M, int k, int p)
+{
+    x1_geom g;
+    g.H = H; g.W = W; g.M = M; g.k = k; g.p = p;
+    g.Hp = H + 2 * p; g.Ho = H + 2 * p - k + 1; g.Wo = W + 2 * p - k + 1;
+    g.L = (size_t)g.Wo * M;
+    g.nvec = (int)((g.L + 15) / 16);
+    g.erow = ((size_t)(W + 2 * p) * M + 15) / 16 * 16 + 16;
+    g.nexp = (W * M + 15) / 16;  /* vectors of an expanded input row (W*M floats) */
+    const int last = (int)(g.L - (size_t)(g.nvec - 1) * 16);
+    g.tail = (__mmask16)((1u << last) - 1u);
+    return g;
+}
+
+/* For the expansion: vector t of an expanded input row takes lanes from the 16 input
+ * pixels starting at base[t] = 16t / M, lane l from pixel (16t + l) / M. */
+static void x1_expand_tables(const x1_geom *g, int *base, int *idx)
+{
+    for (int t = 0; t < g->nexp; t++) {
+        base[t] = 16 * t / g->M;
+        for (int l = 0; l < 16; l++) {
+            const int px = (16 * t + l) / g->M - base[t];
+            idx[16 * t + l] = px < 16 ? px : 15;  /* lanes past the row: never stored */
+        }
+    }
+}
+
+/* image x (H, W) into the interior of xe (its zero border is written once, by the caller) */
+static void x1_expand_image(const x1_geom *g, const float *x, float *xe, const int *base,
+                            const int *idx)
+{
+    const size_t Lr = (size_t)g->W * g->M;
+    const int lastn = (int)(Lr - (size_t)(g->nexp - 1) * 16);
+    const __mmask16 last = (__mmask16)((1u << lastn) - 1u);
+    for (int r = 0; r < g->H; r++) {
+        const float *s = x + (size_t)r * g->W;
+        float *e = xe + (size_t)(r + g->p) * g->erow + (size_t)g->p * g->M;
+        for (int t = 0; t < g->nexp; t++) {
+            const int n = g->W - base[t];  /* pixels left in the row from base[t] */
+            const __mmask16 in = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+            const __m512 v = _mm512_permutexvar_ps(_mm512_loadu_si512(idx + 16 * t),
+                                                   _mm512_maskz_loadu_ps(in, s + base[t]));
+            _mm512_mask_storeu_ps(e + 16 * t, t == g->nexp - 1 ? last : (__mmask16)0xFFFF, v);
+        }
+    }
+}
+
+/* One thread's buffers: the expanded image (zero border set here, once) and `extra`
+ * floats after it. NULL when memory ran out. */
+static float *x1_buffers(const x1_geom *g, size_t extra)
+{
+    float *xe = NULL;
+    const size_t n = (size_t)g->Hp * g->erow + extra;
+    if (CNNLAB_MEMALIGN((void **)&xe, 64, sizeof(float) * n) != 0)
+        return NULL;
+    memset(xe, 0, sizeof(float) * n);
+    return xe;
+}
+
+/* n output vectors (n <= X1_NA, a constant after inlining) of one output row. The lane
+ * pattern of vector v repeats every P = M / gcd(M, 16) vectors; where P is 1 or 3 (M in
+ * 1, 2, 3, 4, 6, 8, 12, 16: LeNet's 6 too) and chunks start at multiples of X1_NA, vector j
+ * of a chunk has the weights of its first P vectors (j % P), held in registers for the
+ * tap: one load per multiply-add instead of two. Other M (P = 0 here): a load each. */
+X1_INLINE void x1_fwd_chunk(const float *xe, size_t erow, const float *wv, size_t wstride,
+                            const float *bv, float *o, int k, int M, int n, int P,
+                            __mmask16 last)
+{
+    __m512 a[X1_NA];
+    for (int j = 0; j < n; j++) a[j] = _mm512_loadu_ps(bv + 16 * j);
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            const float *xr = xe + (size_t)ky * erow + (size_t)kx * M;
+            const float *w = wv + (size_t)(ky * k + kx) * wstride;
+            if (P == 0) {
+                for (int j = 0; j < n; j++)
+                    a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xr + 16 * j),
+                                           _mm512_loadu_ps(w + 16 * j), a[j]);
+            } else {
+                __m512 wp[3];
+                for (int q = 0; q < P && q < n; q++) wp[q] = _mm512_loadu_ps(w + 16 * q);
+                for (int j = 0; j < n; j++)
+                    a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xr + 16 * j), wp[j % P], a[j]);
+            }
+        }
+    for (int j = 0; j + 1 < n; j++) _mm512_storeu_ps(o + 16 * j, a[j]);
+    _mm512_mask_storeu_ps(o + 16 * (n - 1), last, a[n - 1]);
+}
+
+/* the weight and bias gradients of n output vectors (n <= X1_NW) of one kernel row: k
+ * accumulators per vector stay in registers over the image's output rows, then are added
+ * to the thread's sums g (tap kx at g + kx*wstride) and, for the bias, s (NULL: not this
+ * kernel row) */
+X1_INLINE void x1_wgrad_chunk(const float *xe, size_t erow, const float *dy, size_t L, int Ho,
+                              float *g, size_t wstride, float *s, int M, int k, int n,
+                              __mmask16 last)
+{
+    __m512 a[7][X1_NW], sa[X1_NW];
+    for (int j = 0; j < n; j++) {
+        sa[j] = _mm512_setzero_ps();
+        for (int kx = 0; kx < k; kx++) a[kx][j] = _mm512_setzero_ps();
+    }
+    for (int y = 0; y < Ho; y++) {
+        const float *gy = dy + (size_t)y * L, *xr = xe + (size_t)y * erow;
+        __m512 d[X1_NW];
+        /* the row's last vector: lanes past it are the next row's (or past the batch) */
+        for (int j = 0; j < n; j++)
+            d[j] = _mm512_maskz_loadu_ps(j == n - 1 ? last : (__mmask16)0xFFFF, gy + 16 * j);
+        if (s != NULL)
+            for (int j = 0; j < n; j++) sa[j] = _mm512_add_ps(sa[j], d[j]);
+        for (int kx = 0; kx < k; kx++)
+            for (int j = 0; j < n; j++)
+                a[kx][j] = _mm512_fmadd_ps(d[j], _mm512_loadu_ps(xr + (size_t)kx * M + 16 * j),
+                                           a[kx][j]);
+    }
+    for (int kx = 0; kx < k; kx++)
+        for (int j = 0; j < n; j++) {
+            float *gk = g + (size_t)kx * wstride + 16 * j;
+            _mm512_store_ps(gk, _mm512_add_ps(_mm512_load_ps(gk), a[kx][j]));
+        }
+    if (s != NULL)
+        for (int j = 0; j < n; j++)
+            _mm512_store_ps(s + 16 * j, _mm512_add_ps(_mm512_load_ps(s + 16 * j), sa[j]));
+}
+
+#define X1_CASES(F) switch (n) { case 1: F(1); break; case 2: F(2); break; \
+    case 3: F(3); break; case 4: F(4); break; case 5: F(5); break; case 6: F(6); break; \
+    case 7: F(7); break; case 8: F(8); break; case 9: F(9); break; case 10: F(10); break; \
+    case 11: F(11); break; default: F(12); break; }
+#endif
+
+/* 1 when this build has the AVX-512 kernels (cnnlab.native.status() says which ran) */
+int cnnlab_native_avx512(void)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* Y (B, Ho, Wo, M) = conv(X (B, H, W), W) + bias, as cnnlab_conv_fwd with Cin = 1 (Wt:
+ * (k*k, Mp) tap-major, bias: Mp floats). Returns 0, -1 when memory ran out, 1 when
+ * this build has no AVX-512 path. */
+int cnnlab_x1_fwd(const float *X, const float *Wt, const float *bias, float *Y, int64_t B,
+                  int H, int W, int M, int Mp, int k, int p)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    const x1_geom g = x1_geometry(H, W, M, k, p);
+    const size_t wstride = (size_t)g.nvec * 16;
+    /* wv: tap t's weight for lane j of the output row; bv: the bias likewise */
+    float *wv = NULL;
+    int *tab = (int *)CNNLAB_MALLOC(sizeof(int) * (size_t)g.nexp * 17);
+    if (tab == NULL) return -1;
+    if (CNNLAB_MEMALIGN((void **)&wv, 64, sizeof(float) * (size_t)(k * k + 1) * wstride) != 0) {
+        free(tab);
+        return -1;
+    }
+    float *bv = wv + (size_t)k * k * wstride;
+    for (size_t j = 0; j < wstride; j++) {
+        const int m = (int)(j % (size_t)M), in = j < g.L;
+        for (int t = 0; t < k * k; t++)
+            wv[(size_t)t * wstride + j] = in ? Wt[(size_t)t * Mp + m] : 0.f;
+        bv[j] = in ? bias[m] : 0.f;
+    }
+    int *base = tab, *idx = tab + g.nexp;
+    x1_expand_tables(&g, base, idx);
+    const int phases = 48 % M == 0 ? (16 % M == 0 ? 1 : 3) : 0;
+    int failed = 0;
+    #pragma omp parallel
+    {
+        float *xe = x1_buffers(&g, 0);
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            if (xe == NULL) {
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            x1_expand_image(&g, X + b * (int64_t)H * W, xe, base, idx);
+            float *y0 = Y + b * (int64_t)g.Ho * (int64_t)g.L;
+            for (int y = 0; y < g.Ho; y++)
+                for (int v0 = 0; v0 < g.nvec; v0 += X1_NA) {
+                    const int n = g.nvec - v0 < X1_NA ? g.nvec - v0 : X1_NA;
+                    const __mmask16 last = v0 + n == g.nvec ? g.tail : (__mmask16)0xFFFF;
+                    const float *xr = xe + (size_t)y * g.erow + (size_t)v0 * 16;
+                    float *o = y0 + (size_t)y * g.L + (size_t)v0 * 16;
+#define X1_FWD(N) x1_fwd_chunk(xr, g.erow, wv + (size_t)v0 * 16, wstride, bv + (size_t)v0 * 16, \
+                               o, k, M, N, PH, last)
+                    if (phases == 1) {
+#define PH 1
+                        X1_CASES(X1_FWD)
+#undef PH
+                    } else if (phases == 3) {
+#define PH 3
+                        X1_CASES(X1_FWD)
+#undef PH
+                    } else {
+#define PH 0
+                        X1_CASES(X1_FWD)
+#undef PH
+                    }
+#undef X1_FWD
+                }
+        }
+        free(xe);
+    }
+    free(wv);
+    free(tab);
+    return failed ? -1 : 0;
+#else
+    (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)M; (void)Mp;
+    (void)k; (void)p;
+    return 1;
+#endif
+}
+
+/* dWt (k*k, Mp) and db (Mp), overwritten: the weight and bias gradients of cnnlab_x1_fwd
+ * for the output gradient dY (B, Ho, Wo, M). Returns as cnnlab_x1_fwd. */
+int cnnlab_x1_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,
+                    int W, int M, int Mp, int k, int p)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    const x1_geom g = x1_geometry(H, W, M, k, p);
+    const size_t wstride = (size_t)g.nvec * 16, taps = (size_t)k * k;
+    int *tab = (int *)CNNLAB_MALLOC(sizeof(int) * (size_t)g.nexp * 17);
+    if (tab == NULL) return -1;
+    int *base = tab, *idx = tab + g.nexp;
+    x1_expand_tables(&g, base, idx);
+    memset(dWt, 0, sizeof(float) * taps * (size_t)Mp);
+    memset(db, 0, sizeof(float) * (size_t)Mp);
+    int failed = 0;
+    #pragma omp parallel
+    {
+        /* after the expanded image: this thread's sums per tap and lane, then the bias's */
+        float *xe = x1_buffers(&g, (taps + 1) * wstride);
+        float *gs = xe ? xe + (size_t)g.Hp * g.erow : NULL, *ss = gs ? gs + taps * wstride : NULL;
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            if (xe == NULL) {  /* out of memory: the sums would be incomplete */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            x1_expand_image(&g, X + b * (int64_t)H * W, xe, base, idx);
+            const float *dy0 = dY + b * (int64_t)g.Ho * (int64_t)g.L;
+            for (int ky = 0; ky < k; ky++)
+                for (int v0 = 0; v0 < g.nvec; v0 += X1_NW) {
+                    const int n = g.nvec - v0 < X1_NW ? g.nvec - v0 : X1_NW;
+                    const __mmask16 last = v0 + n == g.nvec ? g.tail : (__mmask16)0xFFFF;
+                    const float *xr = xe + (size_t)ky * g.erow + (size_t)v0 * 16;
+                    float *gk = gs + (size_t)ky * k * wstride + (size_t)v0 * 16;
+                    float *sk = ky == 0 ? ss + (size_t)v0 * 16 : NULL;
+#define X1_WG(K, N) x1_wgrad_chunk(xr, g.erow, dy0 + (size_t)v0 * 16, g.L, g.Ho, gk, wstride, \
+                                   sk, M, K, N, last)
+#define X1_WGN(K) switch (n) { case 1: X1_WG(K, 1); break; case 2: X1_WG(K, 2); break; \
+                               case 3: X1_WG(K, 3); break; default: X1_WG(K, 4); break; }
+                    switch (k) {
+                    case 1: X1_WGN(1); break; case 2: X1_WGN(2); break;
+                    case 3: X1_WGN(3); break; case 4: X1_WGN(4); break;
+                    case 5: X1_WGN(5); break; case 6: X1_WGN(6); break;
+                    default: X1_WGN(7); break;
+                    }
+#undef X1_WGN
+#undef X1_WG
+                }
+        }
+        if (xe != NULL) {
+            /* lane j of a row is channel j % M; lanes past the row (j >= L) hold nothing */
+            #pragma omp critical
+            {
+                for (size_t t = 0; t < taps; t++)
+                    for (size_t j = 0; j < g.L; j++)
+                        dWt[t * (size_t)Mp + j % (size_t)M] += gs[t * wstride + j];
+                for (size_t j = 0; j < g.L; j++) db[j % (size_t)M] += ss[j];
+            }
+        }
+        free(xe);
+    }
+    free(tab);
+    return failed ? -1 : 0;
+#else
+    (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)M; (void)Mp;
+    (void)k; (void)p;
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------
+ * The weight gradient of several input channels (LeNet's second layer: 6 -> 16, 5x5).
+ * conv.c's AVX2 kernel broadcasts one input value per multiply-add of a pixel's M
+ * gradient values. Here the other operand is the vector: for kernel row ky, the
+ * k*Cin weights of output channel m meet the k*Cin contiguous floats of padded input
+ * row y + ky that start at pixel x (kx*Cin + ci: the tap order of dWt's rows), so that
+ * span is NT = ceil(k*Cin / 16) vector loads, and each of the pixel's MB gradient values
+ * (a broadcast) multiplies all of them: NT*MB accumulators, NT + MB loads a pixel.
+ * Lanes past the span read the next pixel's floats (or a spare 16 at the image's end);
+ * they are summed but never read back.
+ * ------------------------------------------------------------------------- */
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+#define WG_MB 8   /* gradient values (output channels) per pass */
+#define WG_NT 3   /* at most this many span vectors (k*Cin <= 48): NT*MB + NT + 1 registers */
+
+/* one image, kernel row ky, output channels m0 .. m0+mb-1: adds to g[m][t*16 + lane] */
+X1_INLINE void wg_pass(const float *xp, size_t prow, int Cin, const float *dy, int Ho, int Wo,
+                       int M, float *g, size_t gstride, int nt, int mb)
+{
+    __m512 a[WG_MB][WG_NT];
+    for (int m = 0; m < mb; m++)
+        for (int t = 0; t < nt; t++) a[m][t] = _mm512_setzero_ps();
+    for (int y = 0; y < Ho; y++) {
+        const float *r = xp + (size_t)y * prow, *gy = dy + (size_t)y * Wo * M;
+        for (int x = 0; x < Wo; x++) {
+            __m512 s[WG_NT];
+            for (int t = 0; t < nt; t++) s[t] = _mm512_loadu_ps(r + (size_t)x * Cin + 16 * t);
+            for (int m = 0; m < mb; m++) {
+                const __m512 d = _mm512_set1_ps(gy[(size_t)x * M + m]);
+                for (int t = 0; t < nt; t++) a[m][t] = _mm512_fmadd_ps(s[t], d, a[m][t]);
+            }
+        }
+    }
+    for (int m = 0; m < mb; m++)
+        for (int t = 0; t < nt; t++) {
+            float *gm = g + (size_t)m * gstride + 16 * t;
+            _mm512_store_ps(gm, _mm512_add_ps(_mm512_load_ps(gm), a[m][t]));
+        }
+}
+#endif
+
+/* dWt (k*k*Cin, Mp) and db (Mp), overwritten, as cnnlab_conv_wgrad, for k*Cin <= 48.
+ * Returns 0, -1 when memory ran out, 1 when this build has no AVX-512 path or the span
+ * is wider. */
+int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,
+                    int W, int Cin, int M, int Mp, int k, int p)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    const int Hp = H + 2 * p, Wp = W + 2 * p, Ho = Hp - k + 1, Wo = Wp - k + 1;
+    const int span = k * Cin, nt = (span + 15) / 16;
+    if (nt > WG_NT) return 1;
+    const size_t prow = (size_t)Wp * Cin, gstride = (size_t)nt * 16;
+    const size_t ng = (size_t)k * M * gstride;  /* sums g[ky][m][t*16 + lane] */
+    const size_t nxp = ((size_t)Hp * prow + 16 + 15) / 16 * 16;
+    memset(dWt, 0, sizeof(float) * (size_t)k * span * (size_t)Mp);
+    memset(db, 0, sizeof(float) * (size_t)Mp);
+    int failed = 0;
+    #pragma omp parallel
+    {
+        float *xp = NULL;
+        if (CNNLAB_MEMALIGN((void **)&xp, 64, sizeof(float) * (nxp + ng + 16)) != 0) xp = NULL;
+        float *g = xp ? xp + nxp : NULL, *sb = g ? g + ng : NULL;
+        if (xp != NULL) memset(xp, 0, sizeof(float) * (nxp + ng + 16));
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            if (xp == NULL) {  /* out of memory: the sums would be incomplete */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            const float *x = X + b * (int64_t)H * W * Cin;
+            for (int r = 0; r < H; r++)  /* the border stays zero from the memset */
+                memcpy(xp + (size_t)(r + p) * prow + (size_t)p * Cin, x + (size_t)r * W * Cin,
+                       sizeof(float) * (size_t)W * Cin);
+            const float *dy = dY + b * (int64_t)Ho * Wo * M;
+            for (int ky = 0; ky < k; ky++)
+                for (int m0 = 0; m0 < M; m0 += WG_MB) {
+                    const int mb = M - m0 < WG_MB ? M - m0 : WG_MB;
+                    float *gk = g + ((size_t)ky * M + m0) * gstride;
+                    const float *xr = xp + (size_t)ky * prow, *dm = dy + m0;
+#define WG(NT, MB) wg_pass(xr, prow, Cin, dm, Ho, Wo, M, gk, gstride, NT, MB)
+#define WG_M(NT) switch (mb) { case 1: WG(NT, 1); break; case 2: WG(NT, 2); break; \
+    case 3: WG(NT, 3); break; case 4: WG(NT, 4); break; case 5: WG(NT, 5); break; \
+    case 6: WG(NT, 6); break; case 7: WG(NT, 7); break; default: WG(NT, 8); break; }
+                    if (nt == 1) WG_M(1) else if (nt == 2) WG_M(2) else WG_M(3)
+#undef WG_M
+#undef WG
+                }
+            const __mmask16 lanes = (__mmask16)((1u << M) - 1u);
+            __m512 s = _mm512_load_ps(sb);
+            for (size_t i = 0; i < (size_t)Ho * Wo; i++)
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(lanes, dy + i * M));
+            _mm512_store_ps(sb, s);
+        }
+        if (xp != NULL) {
+            #pragma omp critical
+            {
+                for (int ky = 0; ky < k; ky++)
+                    for (int m = 0; m < M; m++)
+                        for (int j = 0; j < span; j++)
+                            dWt[((size_t)ky * span + j) * Mp + m] +=
+                                g[((size_t)ky * M + m) * gstride + j];
+                for (int m = 0; m < M; m++) db[m] += sb[m];
+            }
+        }
+        free(xp);
+    }
+    return failed ? -1 : 0;
+#else
+    (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)Cin; (void)M;
+    (void)Mp; (void)k; (void)p;
+    return 1;
+#endif
+}
