@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import re
 import statistics
@@ -56,6 +57,11 @@ print("FIT_SECONDS", time.perf_counter() - t)
 
 def _env(src: Path, quick: bool, threads: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), MPLBACKEND="Agg")
+    # each tree's native library in its own cache: cnnlab.native removes other builds for
+    # this CPU from its cache, so one shared cache would rebuild at every alternation
+    env["CNNLAB_CACHE"] = str(Path(tempfile.gettempdir()) / "cnnlab-before-after"
+                              / hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12])
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both trees load compiled modules, as users do
     if threads:  # a fixed count: neither tree follows the machine's load
         env["CNNLAB_ADAPTIVE_THREADS"] = "0"
     if quick:

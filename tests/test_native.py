@@ -309,6 +309,37 @@ def test_one_channel_kernels_match_pytorch(build, shape, avx2_only_lib, monkeypa
 
 
 @needs_native
+@pytest.mark.parametrize("build", ["machine", "avx2"])
+@pytest.mark.parametrize("shape", [(3, 6, 28, 28), (2, 16, 10, 10),  # LeNet's two pools
+                                   (2, 5, 9, 7), (1, 17, 3, 33), (2, 1, 2, 2)])
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_sigmoid_pool_kernels_of_each_build_match_pytorch(build, shape, nhwc, avx2_only_lib):
+    """The C entry points of the 2x2 sigmoid + average pool, forward and backward, called
+    directly (0: computed in C) for each build, against PyTorch; odd sizes too (floor)."""
+    lib = native.load() if build == "machine" else avx2_only_lib
+    B, C, H, W = shape
+    torch.manual_seed(sum(shape))
+    Z = torch.randn(B, C, H, W) * 6
+    Z[0, 0, 0, 0], Z[-1, -1, -1, -1] = -100.0, float("nan")
+    ref_S = torch.sigmoid(Z)
+    ref_P = torch.nn.functional.avg_pool2d(ref_S, 2)
+    dP = torch.randn_like(ref_P)
+    ref_dZ = torch.ops.aten.avg_pool2d_backward(dP, ref_S, [2, 2], [2, 2], [0, 0], False, True,
+                                                None) * ref_S * (1 - ref_S)
+    mf = torch.channels_last if nhwc else torch.contiguous_format
+    planes, c = (B, C) if nhwc else (B * C, 1)
+    Z, dP = Z.contiguous(memory_format=mf), dP.contiguous(memory_format=mf)
+    S, P, dZ = (torch.full_like(t, 7.0).contiguous(memory_format=mf) for t in (Z, ref_P, Z))
+    assert lib.cnnlab_sigmoid_avgpool_fwd(Z.data_ptr(), S.data_ptr(), P.data_ptr(), planes,
+                                          H, W, c, 2) == 0
+    assert lib.cnnlab_sigmoid_avgpool_bwd(S.data_ptr(), dP.data_ptr(), dZ.data_ptr(), planes,
+                                          H, W, c, 2) == 0
+    torch.testing.assert_close(S, ref_S, rtol=1e-6, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(P, ref_P, rtol=1e-6, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(dZ, ref_dZ, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@needs_native
 def test_one_channel_kernels_keep_inf_and_nan_where_pytorch_has_them():
     """Each lane computes only its own output's products: a non-finite pixel reaches the
     outputs (and weight-gradient entries) PyTorch's conv2d gives it, no others."""

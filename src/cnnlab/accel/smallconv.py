@@ -7,7 +7,7 @@ gradient were the largest single pieces of a LeNet step. The C kernels of
 vectors, compute four pixels at a time, run parallel over the batch and work in
 NHWC memory (``torch.channels_last``), which is also the layout they return; on a CPU
 with AVX-512 the one-channel layer and the weight gradients use 16-float kernels laid
-out for that width instead (``native/conv_avx512.c``). What
+out for that width instead (``native/avx512.c``). What
 runs where was measured per piece (``benchmarks/conv_pieces.py``): on one input
 channel the native forward is faster and the native weight gradient far faster; on
 LeNet's 6 -> 16 layer the forwards are on par (so oneDNN's runs), and the native

@@ -1,4 +1,4 @@
-"""The optional native kernels: ``kernels.c``, ``conv.c`` and ``conv_avx512.c``, compiled
+"""The optional native kernels: ``kernels.c``, ``conv.c`` and ``avx512.c``, compiled
 once per machine into one library, loaded with ctypes and reached only through the
 PyTorch custom ops of :mod:`cnnlab.native.ops`.
 
@@ -12,7 +12,7 @@ into the user cache (``~/.cache/cnnlab/native``, or ``$CNNLAB_CACHE``), named by
 the sources' hash and the machine, and written atomically. They use AVX2 intrinsics,
 so they are built on x86-64 Linux only; elsewhere :func:`status` says why and the
 PyTorch paths run. The library is compiled for the machine it runs on (``-march=native``),
-so where the CPU reports AVX-512 it also holds ``conv_avx512.c``'s kernels (the first
+so where the CPU reports AVX-512 it also holds ``avx512.c``'s kernels (the first
 convolution of LeNet, the weight gradient of its second), which then run instead of
 their AVX2 versions; :func:`status` names the path.
 
@@ -44,8 +44,8 @@ from pathlib import Path
 
 __all__ = ["load", "available", "status", "X86_64"]
 
-# conv_avx512.c: AVX-512 versions of conv.c's kernels (built where the CPU has it)
-SOURCES = tuple(Path(__file__).with_name(f) for f in ("kernels.c", "conv.c", "conv_avx512.c"))
+# avx512.c: AVX-512 versions of kernels.c's and conv.c's kernels (built where the CPU has it)
+SOURCES = tuple(Path(__file__).with_name(f) for f in ("kernels.c", "conv.c", "avx512.c"))
 HEADERS = (Path(__file__).with_name("alloc.h"),)  # part of the build's hash, not compiled
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -174,7 +174,7 @@ def load() -> ctypes.CDLL | None:
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             _why = f"native kernels unavailable: {e}"
             return None
-        # conv_avx512.c's kernels are in the build when this machine's compiler targets
+        # avx512.c's kernels are in the build when this machine's compiler targets
         # AVX-512 (-march=native): the CPU's own report chooses the path
         simd = "AVX-512" if lib.cnnlab_native_avx512() else "AVX2"
         _lib, _why = lib, f"loaded {target} ({simd})"

@@ -9,7 +9,7 @@
 #endif
 #include "alloc.h"
 
-/* AVX-512 (conv_avx512.c): 0 done, -1 out of memory, 1 not in this build */
+/* AVX-512 (avx512.c): 0 done, -1 out of memory, 1 not in this build */
 int cnnlab_x1_fwd(const float *X, const float *Wt, const float *bias, float *Y, int64_t B,
                   int H, int W, int M, int Mp, int k, int p);
 int cnnlab_x1_wgrad(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,

@@ -191,9 +191,16 @@ static void sigmoid_row(const float *z, float *s, int n)
 
 /* P = avgpool_k(sigmoid(Z)), and S = sigmoid(Z) (what the backward needs, as
  * torch's sigmoid keeps its output). S has Z's layout; rows past Ho*k are written too. */
+int cnnlab_sap512_fwd(const float *Z, float *S, float *P, int64_t planes, int H, int W, int C,
+                      int k);  /* avx512.c: 0 done, -1 out of memory, 1 not taken */
+
 int cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t planes, int H,
                                int W, int C, int k)
 {
+    {
+        const int rc = cnnlab_sap512_fwd(Z, S, P, planes, H, W, C, k);
+        if (rc <= 0) return rc;
+    }
     const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
     const float inv = 1.f / (float)(k * k);
     int failed = 0;
@@ -246,9 +253,16 @@ int cnnlab_sigmoid_avgpool_fwd(const float *Z, float *S, float *P, int64_t plane
     return failed ? -1 : 0;
 }
 
+int cnnlab_sap512_bwd(const float *S, const float *dP, float *dZ, int64_t planes, int H, int W,
+                      int C, int k);  /* avx512.c, as cnnlab_sap512_fwd */
+
 int cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int64_t planes,
                                int H, int W, int C, int k)
 {
+    {
+        const int rc = cnnlab_sap512_bwd(S, dP, dZ, planes, H, W, C, k);
+        if (rc <= 0) return rc;
+    }
     const int Ho = H / k, Wo = W / k, row = W * C, orow = Wo * C;
     const float inv = 1.f / (float)(k * k);
     int failed = 0;
@@ -276,12 +290,15 @@ int cnnlab_sigmoid_avgpool_bwd(const float *S, const float *dP, float *dZ, int64
                 for (int i = 0; i < row; i++) d[i] = ge[i] * sr[i] * (1.f - sr[i]);
             }
         }
-        /* rows past Ho*k (floor mode) get no gradient */
+        /* rows past Ho*k (floor mode) get no gradient: 0 * S * (1 - S), as torch's
+         * sigmoid backward computes it (NaN where S is NaN) */
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; p++)
             for (int h = Ho * k; h < H; h++) {
-                float *d = dZ + (p * H + h) * (int64_t)row;
-                for (int i = 0; i < row; i++) d[i] = 0.f;
+                const int64_t off = (p * H + h) * (int64_t)row;
+                const float *sr = S + off;
+                float *d = dZ + off;
+                for (int i = 0; i < row; i++) d[i] = 0.f * sr[i] * (1.f - sr[i]);
             }
         free(ge);
     }

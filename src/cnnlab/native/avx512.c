@@ -1,12 +1,13 @@
-/* cnnlab native CPU kernels: stride-1 convolutions of ONE input channel with AVX-512
- * (LeNet's first layer, book 7.6: 1 -> 6 channels, 5x5, padding 2). Called by
- * cnnlab_conv_fwd and cnnlab_conv_wgrad (conv.c) for Cin = 1; built only where the
- * compiler targets AVX-512 (the library is compiled with -march=native on the machine
- * that runs it), so the CPU's own report decides. Elsewhere, or with
- * -DCNNLAB_NO_AVX512 (tests build such a copy), they return 1 and conv.c's AVX2
- * kernels run.
+/* cnnlab native CPU kernels with AVX-512: 16-float versions of kernels of conv.c and
+ * kernels.c, called by their entry points and built only where the compiler targets
+ * AVX-512 (the library is compiled with -march=native on the machine that runs it), so
+ * the CPU's own report decides. Elsewhere, or with -DCNNLAB_NO_AVX512 (tests build such
+ * a copy), each returns 1 and the AVX2 kernels run. Each was kept because it made
+ * LeNet's training step faster here (benchmarks/results/lenet.md).
  *
- * Why: conv.c gives each output pixel's M channels one vector, so LeNet's 6 channels
+ * First: stride-1 convolutions of ONE input channel (LeNet's first layer, book 7.6:
+ * 1 -> 6 channels, 5x5, padding 2), for cnnlab_conv_fwd and cnnlab_conv_wgrad.
+ * conv.c gives each output pixel's M channels one vector, so LeNet's 6 channels
  * fill 6 of 8 lanes (6 of 16 with AVX-512) and every multiply-add waits on a broadcast
  * load. Here one output row of the NHWC result -- Wo*M contiguous floats, lane j being
  * pixel j / M and channel j % M -- is cut into 16-float vectors as it lies. For tap
@@ -437,6 +438,174 @@ int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int6
 #else
     (void)X; (void)dY; (void)dWt; (void)db; (void)B; (void)H; (void)W; (void)Cin; (void)M;
     (void)Mp; (void)k; (void)p;
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------
+ * Sigmoid + 2x2 average pooling, forward (kernels.c's cnnlab_sigmoid_avgpool_fwd for
+ * k = 2, the book's pool): the sigmoid on 16 lanes (same steps as kernels.c's, whose
+ * comments say why; the reciprocal estimate has 14 bits instead of 12 before its Newton
+ * step), and the pooling of an NHWC row pair as vectors: the two rows' sum, then each
+ * output vector gathers its windows' two columns from it (LeNet's 6 channels made the
+ * scalar per-channel loop of kernels.c the larger part of this op). Same sums in the
+ * same order as kernels.c: ((a + b) + (a' + b')) / 4.
+ * ------------------------------------------------------------------------- */
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+#define SG_GROUP 4
+
+X1_INLINE void sg_vecs(const float *z, float *s, int nv, __mmask16 last)
+{
+    __m512 v[SG_GROUP], x[SG_GROUP], n[SG_GROUP], r[SG_GROUP], p[SG_GROUP];
+    static const float poly[5] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                                  1.6666665459e-1f, 5.0000001201e-1f};
+    for (int i = 0; i < nv; i++) {
+        v[i] = _mm512_maskz_loadu_ps(i == nv - 1 ? last : (__mmask16)0xFFFF, z + 16 * i);
+        x[i] = _mm512_sub_ps(_mm512_setzero_ps(), v[i]);
+        x[i] = _mm512_min_ps(_mm512_max_ps(x[i], _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+        n[i] = _mm512_roundscale_ps(_mm512_mul_ps(x[i], _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r[i] = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(0.693359375f), x[i]);
+        r[i] = _mm512_fnmadd_ps(n[i], _mm512_set1_ps(-2.12194440e-4f), r[i]);
+        p[i] = _mm512_set1_ps(1.9875691500e-4f);
+    }
+    for (int c = 0; c < 5; c++)
+        for (int i = 0; i < nv; i++) p[i] = _mm512_fmadd_ps(p[i], r[i], _mm512_set1_ps(poly[c]));
+    for (int i = 0; i < nv; i++) {
+        const __m512 one = _mm512_set1_ps(1.f);
+        p[i] = _mm512_fmadd_ps(p[i], _mm512_mul_ps(r[i], r[i]), _mm512_add_ps(r[i], one));
+        const __m512i e = _mm512_slli_epi32(
+            _mm512_add_epi32(_mm512_cvtps_epi32(n[i]), _mm512_set1_epi32(127)), 23);
+        const __m512 d = _mm512_add_ps(one, _mm512_mul_ps(p[i], _mm512_castsi512_ps(e)));
+        __m512 q = _mm512_rcp14_ps(d);
+        q = _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.f)));
+        /* d overflows to +inf for z < -88: 0 then, sigmoid's limit; NaN stays NaN */
+        q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(d, _mm512_set1_ps(3.0e38f), _CMP_LT_OQ), q);
+        q = _mm512_mask_mov_ps(q, _mm512_cmp_ps_mask(v[i], v[i], _CMP_UNORD_Q), v[i]);
+        _mm512_mask_storeu_ps(s + 16 * i, i == nv - 1 ? last : (__mmask16)0xFFFF, q);
+    }
+}
+
+/* s = sigmoid(z) over n floats */
+static void sg_row(const float *z, float *s, int n)
+{
+    int i = 0;
+    for (; i + 16 * SG_GROUP <= n; i += 16 * SG_GROUP) sg_vecs(z + i, s + i, SG_GROUP, 0xFFFF);
+    for (; i < n; i += 16) {
+        const int left = n - i;
+        sg_vecs(z + i, s + i, 1, left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u));
+    }
+}
+#endif
+
+/* As cnnlab_sigmoid_avgpool_fwd (kernels.c) for k = 2. Returns 0, -1 when memory ran out,
+ * 1 when this build has no AVX-512 path or k is not 2. */
+int cnnlab_sap512_fwd(const float *Z, float *S, float *P, int64_t planes, int H, int W, int C,
+                      int k)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    if (k != 2) return 1;
+    const int Ho = H / 2, Wo = W / 2, row = W * C, orow = Wo * C, nvo = (orow + 15) / 16;
+    /* output lane q (pixel q / C, channel q % C) takes the window columns at i0, i0 + C */
+    int *idx = (int *)CNNLAB_MALLOC(sizeof(int) * (size_t)(nvo * 16 > 0 ? nvo * 16 : 1));
+    if (idx == NULL) return -1;
+    for (int q = 0; q < nvo * 16; q++)
+        idx[q] = q < orow ? 2 * (q / C) * C + q % C : 0;
+    const __mmask16 last = (__mmask16)((1u << (orow - (nvo - 1) * 16)) - 1u);
+    const __m512 inv = _mm512_set1_ps(0.25f);
+    int failed = 0;
+    #pragma omp parallel
+    {
+        float *cs = NULL;  /* the two rows' sum */
+        if (CNNLAB_MEMALIGN((void **)&cs, 64, sizeof(float) * ((size_t)row + 16)) != 0)
+            cs = NULL;
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < planes * Ho; t++) {
+            if (cs == NULL) {
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            const int64_t plane = t / Ho, oh = t % Ho;
+            const int64_t off = (plane * H + oh * 2) * (int64_t)row;
+            const float *a = S + off, *b = a + row;
+            sg_row(Z + off, S + off, row);
+            sg_row(Z + off + row, S + off + row, row);
+            for (int i = 0; i < row; i += 16) {
+                const int left = row - i;
+                const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+                _mm512_store_ps(cs + i, _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i),
+                                                      _mm512_maskz_loadu_ps(m, b + i)));
+            }
+            float *out = P + t * (int64_t)orow;
+            for (int u = 0; u < nvo; u++) {
+                const __m512i i0 = _mm512_loadu_si512(idx + 16 * u);
+                const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(C));
+                const __mmask16 m = u == nvo - 1 ? last : (__mmask16)0xFFFF;
+                const __m512 w0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i0, cs, 4);
+                const __m512 w1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i1, cs, 4);
+                _mm512_mask_storeu_ps(out + 16 * u, m, _mm512_mul_ps(_mm512_add_ps(w0, w1), inv));
+            }
+        }
+        /* rows past Ho*2 (floor mode): the sigmoid only */
+        #pragma omp for schedule(static)
+        for (int64_t pl = 0; pl < planes; pl++)
+            for (int h = Ho * 2; h < H; h++) {
+                const int64_t off = (pl * H + h) * (int64_t)row;
+                sg_row(Z + off, S + off, row);
+            }
+        free(cs);
+    }
+    free(idx);
+    return failed ? -1 : 0;
+#else
+    (void)Z; (void)S; (void)P; (void)planes; (void)H; (void)W; (void)C; (void)k;
+    return 1;
+#endif
+}
+
+/* The backward for k = 2: dZ = (dP / 4 spread over each window) * S * (1 - S), the window
+ * gradient of a row's pixels gathered from dP's row (zero for a last odd column). */
+int cnnlab_sap512_bwd(const float *S, const float *dP, float *dZ, int64_t planes, int H, int W,
+                      int C, int k)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    if (k != 2) return 1;
+    const int Ho = H / 2, Wo = W / 2, row = W * C, orow = Wo * C, nv = (row + 15) / 16;
+    int *idx = (int *)CNNLAB_MALLOC(sizeof(int) * (size_t)nv * 16);
+    if (idx == NULL) return -1;
+    for (int i = 0; i < nv * 16; i++)  /* -1: no window (past the row, or past Wo*2) */
+        idx[i] = i < row && i / C < 2 * Wo ? (i / C / 2) * C + i % C : -1;
+    const __m512 inv = _mm512_set1_ps(0.25f), one = _mm512_set1_ps(1.f);
+    #pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < planes * Ho; t++) {
+        const int64_t plane = t / Ho, oh = t % Ho;
+        const float *g = dP + t * (int64_t)orow;
+        for (int u = 0; u < nv; u++) {
+            const __m512i iu = _mm512_loadu_si512(idx + 16 * u);
+            const __mmask16 has = _mm512_cmpge_epi32_mask(iu, _mm512_setzero_si512());
+            const __m512 ge = _mm512_mul_ps(
+                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has, iu, g, 4), inv);
+            const int left = row - 16 * u;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            for (int r = 0; r < 2; r++) {
+                const int64_t off = (plane * H + oh * 2 + r) * (int64_t)row + 16 * u;
+                const __m512 sv = _mm512_maskz_loadu_ps(m, S + off);
+                _mm512_mask_storeu_ps(dZ + off, m,
+                                      _mm512_mul_ps(_mm512_mul_ps(ge, sv), _mm512_sub_ps(one, sv)));
+            }
+        }
+    }
+    /* rows past Ho*2 (floor mode) get no gradient: 0 * S * (1 - S), as kernels.c */
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int h = Ho * 2; h < H; h++) {
+            const int64_t off = (pl * H + h) * (int64_t)row;
+            for (int i = 0; i < row; i++) dZ[off + i] = 0.f * S[off + i] * (1.f - S[off + i]);
+        }
+    free(idx);
+    return 0;
+#else
+    (void)S; (void)dP; (void)dZ; (void)planes; (void)H; (void)W; (void)C; (void)k;
     return 1;
 #endif
 }
