@@ -355,18 +355,22 @@ CNNLAB_INLINE void dgrad_image(const float *dy, const float *wph, float *gx, siz
                                int Cin, int Ho, int Wo, int M, int k, int NV)
 {
     const int span = k * Cin;
+    /* column by column: the pixels one after another touch different rows (a pixel's
+     * read-modify-write of its span does not wait on the previous pixel's store to an
+     * overlapping span) and share one phase's weights */
     for (int ky = 0; ky < k; ky++)
-        for (int y = 0; y < Ho; y++) {
-            float *row = gx + (size_t)(y + ky) * stride;
-            const float *g = dy + (size_t)y * Wo * M;
-            for (int x = 0; x < Wo; x++) {
-                const int off = x * Cin, ph = off & 7;
-                const float *w = wph + ((size_t)ky * M * 8 + ph) * NV * 8;
-                /* spans that start early in their first vector need one vector less */
-                if ((ph + span + 7) / 8 < NV)
-                    dgrad_px(g + (size_t)x * M, w, row + (off - ph), M, NV, NV - 1);
+        for (int x = 0; x < Wo; x++) {
+            const int off = x * Cin, ph = off & 7;
+            const float *w = wph + ((size_t)ky * M * 8 + ph) * NV * 8;
+            /* spans that start early in their first vector need one vector less */
+            const int nv = (ph + span + 7) / 8 < NV ? NV - 1 : NV;
+            for (int y = 0; y < Ho; y++) {
+                float *r = gx + (size_t)(y + ky) * stride + (off - ph);
+                const float *gm = dy + ((size_t)y * Wo + x) * M;
+                if (nv < NV)
+                    dgrad_px(gm, w, r, M, NV, NV - 1);
                 else
-                    dgrad_px(g + (size_t)x * M, w, row + (off - ph), M, NV, NV);
+                    dgrad_px(gm, w, r, M, NV, NV);
             }
         }
 }
