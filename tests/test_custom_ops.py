@@ -228,15 +228,10 @@ def test_other_layouts_and_dtypes_take_the_right_path(kind):
 
 
 # --------------------------------------------------------- allocation failure in C
-@pytest.fixture(scope="module")
-def no_memory_lib(tmp_path_factory):
+@pytest.fixture
+def no_memory_lib(native_variant):
     """The library built so that every allocation in C fails."""
-    cc = native._compiler()
-    if not native.available() or cc is None:
-        pytest.skip(f"no native kernels here: {native.status()}")
-    target = tmp_path_factory.mktemp("nomem") / "cnnlab_native-nomem.so"
-    native._build(cc, target, defines=("CNNLAB_TEST_NO_MEMORY",))
-    return native._open(target)
+    return native_variant("CNNLAB_TEST_NO_MEMORY")
 
 
 def test_allocation_failure_in_c_falls_back_to_pytorch(no_memory_lib, monkeypatch):

@@ -246,15 +246,10 @@ def test_native_input_gradient_kernel_matches_pytorch(shape, monkeypatch):
     torch.testing.assert_close(dX, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def avx2_only_lib(tmp_path_factory):
-    """The library built without conv1.c's AVX-512 kernels, as on an AVX2-only CPU."""
-    cc = native._compiler()
-    if not native.available() or cc is None:
-        pytest.skip(f"no native kernels here: {native.status()}")
-    target = tmp_path_factory.mktemp("avx2") / "cnnlab_native-avx2.so"
-    native._build(cc, target, defines=("CNNLAB_NO_AVX512",))
-    return native._open(target)
+@pytest.fixture
+def avx2_only_lib(native_variant):
+    """The library built without avx512.c's kernels, as on an AVX2-only CPU."""
+    return native_variant("CNNLAB_NO_AVX512")
 
 
 def _cpu_flags() -> set[str]:
