@@ -238,7 +238,8 @@ def test_allocation_failure_in_c_falls_back_to_pytorch(no_memory_lib, monkeypatc
     lib = no_memory_lib
     f = lib.cnnlab_conv_fwd
     X, Wt, b, Y = torch.rand(2, 1, 8, 8), torch.zeros(9, 8), torch.zeros(8), torch.empty(2, 6, 6, 8)
-    # the entry points report it (kernels that allocate nothing, e.g. k = 2 pooling, run)
+    # the entry points report it (kernels that allocate nothing, e.g. the AVX2 build's k = 2
+    # pooling, run; the AVX-512 one allocates its index tables and falls back too)
     assert f(X.data_ptr(), Wt.data_ptr(), b.data_ptr(), Y.data_ptr(), 2, 8, 8, 1, 6, 3, 0) == -1
     monkeypatch.setattr(native, "load", lambda: lib)
     torch.manual_seed(0)
