@@ -305,6 +305,54 @@ def test_one_channel_kernels_match_pytorch(build, shape, avx2_only_lib, monkeypa
 
 @needs_native
 @pytest.mark.parametrize("build", ["machine", "avx2"])
+@pytest.mark.parametrize("shape", [(3, 6, 14, 14, 16, 5, 0),   # LeNet's second layer
+                                   (2, 3, 9, 7, 12, 3, 1),     # 12 outputs: masked stores
+                                   (2, 16, 30, 13, 16, 3, 1),  # 13 pixels a row: 2 chunks
+                                   (1, 2, 5, 20, 9, 7, 3), (2, 4, 6, 6, 5, 3, 1)])  # 5: AVX2's
+def test_several_channel_forward_of_each_build_matches_pytorch(build, shape, avx2_only_lib):
+    """cnnlab_conv_fwd of several input channels in each build (avx512.c's kernel for 9..16
+    outputs where the CPU has AVX-512, else conv.c's) against F.conv2d; nothing is
+    written past Y's last float."""
+    lib = native.load() if build == "machine" else avx2_only_lib
+    B, C, H, W, M, k, p = shape
+    torch.manual_seed(sum(shape))
+    X, w, b = torch.randn(B, H, W, C), torch.randn(M, C, k, k), torch.randn(M)  # X: NHWC
+    Mp = 8 if M <= 8 else 16
+    Wt, bp = torch.zeros(k * k * C, Mp), torch.zeros(Mp)
+    Wt[:, :M], bp[:M] = w.permute(2, 3, 1, 0).reshape(k * k * C, M), b
+    ref = torch.nn.functional.conv2d(X.permute(0, 3, 1, 2), w, b, padding=p).permute(0, 2, 3, 1)
+    out = torch.full((ref.numel() + 64,), 7.0)
+    assert lib.cnnlab_conv_fwd(X.data_ptr(), Wt.data_ptr(), bp.data_ptr(), out.data_ptr(),
+                               B, H, W, C, M, k, p) == 0
+    torch.testing.assert_close(out[:ref.numel()].view(ref.shape), ref, rtol=1e-5, atol=1e-5)
+    assert (out[ref.numel():] == 7.0).all()
+
+
+@needs_native
+@pytest.mark.parametrize("build", ["machine", "avx2"])
+def test_the_second_lenet_forward_runs_native_only_with_avx512(build, avx2_only_lib,
+                                                               monkeypatch):
+    """conv2d_small sends LeNet's 6 -> 16 forward to the C kernel where the build has the
+    AVX-512 one (faster than oneDNN's in a training step), and to PyTorch elsewhere."""
+    from cnnlab.native import ops
+
+    lib = native.load() if build == "machine" else avx2_only_lib
+    monkeypatch.setattr(native, "load", lambda: lib)
+    calls = []
+
+    def conv2d(*args, **kwargs):
+        calls.append(1)
+        return torch.conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(ops.F, "conv2d", conv2d)
+    X, w, b = torch.randn(2, 6, 14, 14), torch.randn(16, 6, 5, 5), torch.randn(16)
+    Y = ops.conv2d_small(X, w, b, 0)
+    torch.testing.assert_close(Y, torch.conv2d(X, w, b), rtol=1e-5, atol=1e-5)
+    assert bool(calls) != bool(lib.cnnlab_native_avx512())
+
+
+@needs_native
+@pytest.mark.parametrize("build", ["machine", "avx2"])
 @pytest.mark.parametrize("shape", [(3, 6, 28, 28), (2, 16, 10, 10),  # LeNet's two pools
                                    (2, 5, 9, 7), (1, 17, 3, 33), (2, 1, 2, 2)])
 @pytest.mark.parametrize("nhwc", [False, True])

@@ -10,8 +10,9 @@ with AVX-512 the one-channel layer and the weight gradients use 16-float kernels
 out for that width instead (``native/avx512.c``). What
 runs where was measured per piece (``benchmarks/conv_pieces.py``): on one input
 channel the native forward is faster and the native weight gradient far faster; on
-LeNet's 6 -> 16 layer the forwards are on par (so oneDNN's runs), and the native
-weight and input gradients are the faster ones (the input gradient is a scatter of
+LeNet's 6 -> 16 layer the native forward runs where the CPU has AVX-512 (a pixel's 16
+channels in one vector; with AVX2 only it is on par with oneDNN's, which then runs), and
+the native weight and input gradients are the faster ones (the input gradient is a scatter of
 each output pixel's gradient into the input rows it read; oneDNN's transposed
 convolution also multiplies the zero border of the padded output gradient). The
 layer calls the custom op ``torch.ops.cnnlab.conv2d_small``

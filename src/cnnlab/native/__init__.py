@@ -13,7 +13,7 @@ the sources' hash and the machine, and written atomically. They use AVX2 intrins
 so they are built on x86-64 Linux only; elsewhere :func:`status` says why and the
 PyTorch paths run. The library is compiled for the machine it runs on (``-march=native``),
 so where the CPU reports AVX-512 it also holds ``avx512.c``'s kernels (LeNet's first
-convolution, its second's weight gradient, the sigmoid + 2x2 average pool), which then
+convolution, its second's forward and weight gradient, the sigmoid + 2x2 average pool), which then
 run instead of their AVX2 versions; :func:`status` names the path.
 
 The boundary (:mod:`cnnlab.native.ops`): every call into C is one of the custom ops

@@ -443,6 +443,92 @@ int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int6
 }
 
 /* ---------------------------------------------------------------------------
+ * The forward of several input channels into 9..16 output channels (LeNet's second
+ * layer: 6 -> 16, 5x5). conv.c's AVX2 kernel holds a pixel's 16 channels in two 8-float
+ * vectors and computes four pixels at once: six loads per eight multiply-adds. Here a
+ * pixel's channels are one 16-float vector and up to FW_NP pixels of an output row are
+ * computed at once: per tap and input channel, one weight-row load serves FW_NP
+ * multiply-adds, each with its input value as a broadcast operand. Each output value
+ * is the same sum of products as in conv.c, in the same tap order.
+ * ------------------------------------------------------------------------- */
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+#define FW_NP 12  /* pixels per chunk: accumulators (of 32 registers), a row of LeNet's 10 */
+
+/* n output pixels (n <= FW_NP, a constant after inlining) from the padded image rows at
+ * xp (rows of prow floats); Wt rows of 16 floats (zero past M) */
+X1_INLINE void fw_pixels(const float *xp, size_t prow, int Cin, const float *Wt, int k,
+                         __m512 b, float *o, int M, __mmask16 lanes, int n)
+{
+    __m512 a[FW_NP];
+    for (int i = 0; i < n; i++) a[i] = b;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            const float *rx = xp + (size_t)ky * prow + (size_t)kx * Cin;
+            const float *w = Wt + (size_t)(ky * k + kx) * Cin * 16;
+            for (int ci = 0; ci < Cin; ci++) {
+                const __m512 wv = _mm512_loadu_ps(w + (size_t)ci * 16);
+                for (int i = 0; i < n; i++)
+                    a[i] = _mm512_fmadd_ps(_mm512_set1_ps(rx[(size_t)i * Cin + ci]), wv, a[i]);
+            }
+        }
+    /* M < 16: masked, so the store ends at this pixel's channels */
+    for (int i = 0; i < n; i++) _mm512_mask_storeu_ps(o + (size_t)i * M, lanes, a[i]);
+}
+#endif
+
+/* Y (B, Ho, Wo, M) = conv(X, W) + bias as cnnlab_conv_fwd, for Cin > 1 and 8 < M <= 16
+ * (Mp = 16). Returns 0, -1 when memory ran out, 1 when this build has no AVX-512 path
+ * or the sizes are others. */
+int cnnlab_fwd512(const float *X, const float *Wt, const float *bias, float *Y, int64_t B,
+                  int H, int W, int Cin, int M, int Mp, int k, int p)
+{
+#if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+    if (Cin < 2 || M <= 8 || Mp != 16) return 1;
+    const int Hp = H + 2 * p, Wp = W + 2 * p, Ho = Hp - k + 1, Wo = Wp - k + 1;
+    const size_t prow = (size_t)Wp * Cin;
+    const __mmask16 lanes = (__mmask16)((1u << M) - 1u);
+    const __m512 b = _mm512_maskz_loadu_ps(lanes, bias);
+    int failed = 0;
+    #pragma omp parallel
+    {
+        float *xp = (float *)CNNLAB_MALLOC(sizeof(float) * (size_t)Hp * prow);
+        if (xp != NULL) memset(xp, 0, sizeof(float) * (size_t)Hp * prow);
+        #pragma omp for schedule(static)
+        for (int64_t i = 0; i < B; i++) {
+            if (xp == NULL) {  /* out of memory: this thread's images are left undone */
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            const float *x = X + i * (int64_t)H * W * Cin;
+            for (int r = 0; r < H; r++)  /* the border stays zero from the memset */
+                memcpy(xp + (size_t)(r + p) * prow + (size_t)p * Cin, x + (size_t)r * W * Cin,
+                       sizeof(float) * (size_t)W * Cin);
+            float *y0 = Y + i * (int64_t)Ho * Wo * M;
+            for (int y = 0; y < Ho; y++)
+                for (int x0 = 0; x0 < Wo; x0 += FW_NP) {
+                    const float *r = xp + (size_t)y * prow + (size_t)x0 * Cin;
+                    float *o = y0 + ((size_t)y * Wo + x0) * M;
+                    const int n = Wo - x0 < FW_NP ? Wo - x0 : FW_NP;
+#define FW(N) case N: fw_pixels(r, prow, Cin, Wt, k, b, o, M, lanes, N); break;
+                    switch (n) {
+                    FW(1) FW(2) FW(3) FW(4) FW(5) FW(6) FW(7) FW(8) FW(9) FW(10) FW(11)
+                    default: fw_pixels(r, prow, Cin, Wt, k, b, o, M, lanes, FW_NP); break;
+                    }
+#undef FW
+                }
+        }
+        free(xp);
+    }
+    return failed ? -1 : 0;
+#else
+    (void)X; (void)Wt; (void)bias; (void)Y; (void)B; (void)H; (void)W; (void)Cin; (void)M;
+    (void)Mp; (void)k; (void)p;
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------
  * Sigmoid + 2x2 average pooling, forward (kernels.c's cnnlab_sigmoid_avgpool_fwd for
  * k = 2, the book's pool): the sigmoid on 16 lanes (same steps as kernels.c's, whose
  * comments say why; the reciprocal estimate has 14 bits instead of 12 before its Newton

@@ -16,6 +16,8 @@ int cnnlab_x1_wgrad(const float *X, const float *dY, float *dWt, float *db, int6
                     int W, int M, int Mp, int k, int p);
 int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int64_t B, int H,
                     int W, int Cin, int M, int Mp, int k, int p);
+int cnnlab_fwd512(const float *X, const float *Wt, const float *bias, float *Y, int64_t B,
+                  int H, int W, int Cin, int M, int Mp, int k, int p);
 
 /* ---------------------------------------------------------------------------
  * Small stride-1 convolutions in NHWC memory (torch.channels_last): X (B, H, W, Cin)
@@ -162,8 +164,9 @@ int cnnlab_conv_fwd(const float *X, const float *Wt, const float *bias, float *Y
     const int Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nv = (M + 7) / 8;
     if (!conv_sizes_ok(Cin, M, k, p, Ho, Wo)) return -1;
-    if (Cin == 1) {
-        const int rc = cnnlab_x1_fwd(X, Wt, bias, Y, B, H, W, M, nv * 8, k, p);
+    {
+        const int rc = Cin == 1 ? cnnlab_x1_fwd(X, Wt, bias, Y, B, H, W, M, nv * 8, k, p)
+                                : cnnlab_fwd512(X, Wt, bias, Y, B, H, W, Cin, M, nv * 8, k, p);
         if (rc <= 0) return rc;
     }
     int failed = 0;

@@ -350,7 +350,10 @@ def _conv_cpu(X: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -
                          f"{tuple(bias.shape)}")
     X = X.contiguous(memory_format=CL)
     lib = native.load()
-    if lib is not None and C == 1 and _native_sizes(C, M, k, padding) \
+    # several input channels: only where avx512.c's forward runs (9..16 outputs); conv.c's
+    # AVX2 one is no faster than oneDNN's in a training step (benchmarks/results/lenet.md)
+    if lib is not None and (C == 1 or (M > 8 and lib.cnnlab_native_avx512())) \
+            and _native_sizes(C, M, k, padding) \
             and X.dtype == weight.dtype == torch.float32 and X.numel() \
             and (bias is None or bias.dtype == torch.float32):
         Mp = _lanes(M)
