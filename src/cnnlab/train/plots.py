@@ -20,16 +20,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# zlib level 1 instead of Pillow's 6: the files ~10% larger, written in less time (the
+# figures are drawn at the end of every run: benchmarks/results/startup.md)
+PNG = {"compress_level": 1}
 # the book's colours and line styles for (train_loss, val_loss, val_acc)
 _CURVES = (("train_loss", "-", "C0"), ("val_loss", "--", "C1"), ("val_acc", "-.", "C2"))
 
 
-def _figure(size: tuple[float, float]):
+def _figure(size: tuple[float, float], dpi: float | None = None):
     # A Figure with an Agg canvas, independent of pyplot's global backend and state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size)
+    fig = Figure(figsize=size, dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
@@ -67,7 +70,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
     from cnnlab.guards import atomic_output
 
     with atomic_output(path) as tmp:  # a viewer never sees a half-written PNG
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", pil_kwargs=PNG)
     return path
 
 
@@ -81,15 +84,63 @@ def prepare_confusion(n: int) -> None:
     the same either way: :func:`confusion_figure` always fills such a skeleton.
     """
     _SPARE[n] = _confusion_skeleton(n)
+    _digits(COUNT_SIZE)
 
 
 _SPARE: dict[int, tuple[Any, Any, Any]] = {}  # n -> a skeleton no figure has used yet
+COUNT_SIZE = 6.0  # points: the cell counts' font size
+# confusion.png's pixels per inch, also the figure's own: tight_layout then measures the
+# labels with the renderer savefig draws with, which reuses those measurements
+CONFUSION_DPI = 110
+_GLYPHS: dict[float, tuple[dict[str, tuple[Any, Any, float]], float]] = {}
+
+
+def _digits(size: float) -> tuple[dict[str, tuple[Any, Any, float]], float]:
+    """The outline (vertices in points, path codes) and advance of each digit and '-' in
+    the default font at ``size`` points, and the digits' height; made once a process."""
+    if size not in _GLYPHS:
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.textpath import TextPath, TextToPath
+
+        prop, measure = FontProperties(size=size), TextToPath()
+        glyphs = {}
+        for c in "0123456789-":
+            path = TextPath((0, 0), c, prop=prop)
+            advance = measure.get_text_width_height_descent(c, prop, ismath=False)[0]
+            glyphs[c] = (path.vertices, path.codes, advance)
+        _GLYPHS[size] = glyphs, TextPath((0, 0), "0", prop=prop).get_extents().y1
+    return _GLYPHS[size]
+
+
+def _count_paths(cm: Any, size: float) -> list[Any]:
+    """Each count of ``cm`` as one Path of its digits' outlines, in points, centred on (0, 0).
+
+    Why outlines and not a Text per cell: each Text is laid out (shaped) twice as it is
+    drawn, which was about half of confusion.png's drawing time after the last epoch
+    (benchmarks/results/startup.md); the digits' outlines are made once per process (the
+    plotting helper makes them before training) and placed by numpy."""
+    import numpy as np
+    from matplotlib.path import Path as MplPath
+
+    glyphs, height = _digits(size)
+    paths = []
+    for value in cm.flat:
+        text = str(int(value))
+        x = -sum(glyphs[c][2] for c in text) / 2
+        verts, codes = [], []
+        for c in text:
+            v, k, advance = glyphs[c]
+            verts.append(v + (x, -height / 2))
+            codes.append(k)
+            x += advance
+        paths.append(MplPath(np.concatenate(verts), np.concatenate(codes)))
+    return paths
 
 
 def _confusion_skeleton(n: int) -> tuple[Any, Any, Any]:
     import numpy as np
 
-    fig = _figure((1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    fig = _figure((1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=CONFUSION_DPI)
     ax = fig.add_subplot()
     # placeholder counts of the right shape (the extent and the axes limits come from it);
     # confusion_figure puts the real counts and their colour range in
@@ -105,14 +156,17 @@ def _confusion_skeleton(n: int) -> tuple[Any, Any, Any]:
 def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
                      title: str | None = None):
     """A matplotlib Figure of the confusion matrix (rows: true class, columns: predicted),
-    each cell coloured by and labelled with its count.
+    each cell coloured by and labelled with its count. The counts are drawn as the
+    outlines of their digits, one PathCollection whose ``counts`` lists them row by row.
 
     Example:
         >>> fig = confusion_figure([[8, 2], [1, 9]], ["cat", "dog"], title="pets")
-        >>> [t.get_text() for t in fig.axes[0].texts]
+        >>> fig.axes[0].collections[-1].counts
         ['8', '2', '1', '9']
     """
     import numpy as np
+    from matplotlib.collections import PathCollection
+    from matplotlib.transforms import Affine2D
 
     cm = np.asarray(confusion, dtype=np.int64)
     n = len(cm)
@@ -133,10 +187,15 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     # nothing. No engine: the same bytes, one draw.
     fig.set_layout_engine(None)
     threshold = cm.max() / 2 if cm.size else 0
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                    color="white" if cm[i, j] > threshold else "black")
+    rows, cols = np.indices(cm.shape)
+    counts = PathCollection(
+        _count_paths(cm, COUNT_SIZE), offsets=np.column_stack([cols.ravel(), rows.ravel()]),
+        offset_transform=ax.transData, facecolors=np.where(cm.ravel() > threshold, "white",
+                                                           "black"),
+        edgecolors="none", linewidths=0, zorder=3)
+    counts.set_transform(Affine2D().scale(1 / 72) + fig.dpi_scale_trans)  # points, any dpi
+    counts.counts = [str(int(v)) for v in cm.flat]
+    ax.add_collection(counts, autolim=False)
     return fig
 
 
@@ -148,7 +207,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     from cnnlab.guards import atomic_output
 
     with atomic_output(path) as tmp:  # like curves.png: never a half-written file
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=CONFUSION_DPI, format="png", pil_kwargs=PNG)
     return path
 
 
