@@ -339,6 +339,15 @@ int cnnlab_x1_wgrad(const float *X, const float *dY, float *dWt, float *db, int6
  * they are summed but never read back.
  * ------------------------------------------------------------------------- */
 #if defined(__AVX512F__) && !defined(CNNLAB_NO_AVX512)
+/* image x (H, W, Cin) into the interior of the padded image xp (rows of prow floats);
+ * the zero border is written once per thread, by the caller's memset */
+static void fill_interior(const float *x, float *xp, size_t prow, int H, int W, int Cin, int p)
+{
+    for (int r = 0; r < H; r++)
+        memcpy(xp + (size_t)(r + p) * prow + (size_t)p * Cin, x + (size_t)r * W * Cin,
+               sizeof(float) * (size_t)W * Cin);
+}
+
 #define WG_MB 8   /* gradient values (output channels) per pass */
 #define WG_NT 3   /* at most this many span vectors (k*Cin <= 48): NT*MB + NT + 1 registers */
 
@@ -397,10 +406,7 @@ int cnnlab_wgrad512(const float *X, const float *dY, float *dWt, float *db, int6
                 failed = 1;
                 continue;
             }
-            const float *x = X + b * (int64_t)H * W * Cin;
-            for (int r = 0; r < H; r++)  /* the border stays zero from the memset */
-                memcpy(xp + (size_t)(r + p) * prow + (size_t)p * Cin, x + (size_t)r * W * Cin,
-                       sizeof(float) * (size_t)W * Cin);
+            fill_interior(X + b * (int64_t)H * W * Cin, xp, prow, H, W, Cin, p);
             const float *dy = dY + b * (int64_t)Ho * Wo * M;
             for (int ky = 0; ky < k; ky++)
                 for (int m0 = 0; m0 < M; m0 += WG_MB) {
@@ -500,10 +506,7 @@ int cnnlab_fwd512(const float *X, const float *Wt, const float *bias, float *Y, 
                 failed = 1;
                 continue;
             }
-            const float *x = X + i * (int64_t)H * W * Cin;
-            for (int r = 0; r < H; r++)  /* the border stays zero from the memset */
-                memcpy(xp + (size_t)(r + p) * prow + (size_t)p * Cin, x + (size_t)r * W * Cin,
-                       sizeof(float) * (size_t)W * Cin);
+            fill_interior(X + i * (int64_t)H * W * Cin, xp, prow, H, W, Cin, p);
             float *y0 = Y + i * (int64_t)Ho * Wo * M;
             for (int y = 0; y < Ho; y++)
                 for (int x0 = 0; x0 < Wo; x0 += FW_NP) {
