@@ -52,6 +52,11 @@ OPEN_TIER = 0.95  # no accuracy to reach: the row reports the best mean within i
 # that it reach at least d2l's accuracy, at least 4.5x faster than D, in the same run
 BOOK, BOOK_RATIO = "book", 4.5
 FINAL = re.compile(r"^final val_acc ([0-9.]+)", re.M)
+# seconds of idle before each timed process: the previous one's processes (d2l's loader
+# workers) are gone, and cnnlab's thread governor, which samples the CPUs for 0.1 s at the
+# start, sees the idle machine a user's run starts on (right after D it saw D's last
+# moments and trained the first epoch on one thread: ~3 s of the book run)
+SETTLE_S = 2.0
 # d2l's venvs, first found wins: (python, PYTHONPATH or None, working dir)
 D2L_LAYOUTS = ((Path("/opt/d2l-venv/bin/python"), None, Path("/opt/d2l-work/x")),
                (Path("/tmp/d2lvenv/bin/python"), Path("/tmp/d2l103"), Path("/tmp/d2lwork/x")))
@@ -81,6 +86,7 @@ def run_recipe(recipe: str, seed: int, extra: list[str], timeout: float) -> dict
         what = ["lenet"] if recipe == BOOK else ["--recipe", recipe]
         cmd = [sys.executable, "-m", "cnnlab", "train", *what, "--seed", str(seed),
                "--out", str(Path(tmp) / "run"), *extra]
+        time.sleep(SETTLE_S)
         start = time.perf_counter()
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp,
@@ -122,6 +128,7 @@ def run_d2l(timeout: float) -> dict:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as _results.cnnlab_env, on both sides
         if path is not None:
             env["PYTHONPATH"] = str(path)
+        time.sleep(SETTLE_S)
         start = time.perf_counter()
         r = subprocess.run([str(python), str(harness), str(nb)], cwd=cwd, env=env,
                            capture_output=True, text=True, timeout=timeout)
@@ -226,6 +233,9 @@ def section(results: dict[str, list[dict]], d2l: dict | None, d2l_note: str, arg
 
 def measure(recipes: list[str], args: argparse.Namespace, extra: list[str]):
     """D, then every recipe's seeds. Ctrl-C stops early: the table shows what was run."""
+    global SETTLE_S
+    if args.quick:
+        SETTLE_S = 0.0  # a smoke run times nothing
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load before: {load_before}", flush=True)
     d2l, note, stopped = None, "--quick" if args.quick else "--skip-d2l", ""
