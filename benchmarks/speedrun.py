@@ -80,13 +80,14 @@ def _env() -> dict:
     return cnnlab_env()
 
 
-def run_recipe(recipe: str, seed: int, extra: list[str], timeout: float) -> dict:
+def run_recipe(recipe: str, seed: int, extra: list[str], timeout: float,
+               settle: float = SETTLE_S) -> dict:
     """One whole process of `cnnlab train --recipe`: wall seconds and final test accuracy."""
     with tempfile.TemporaryDirectory() as tmp:
         what = ["lenet"] if recipe == BOOK else ["--recipe", recipe]
         cmd = [sys.executable, "-m", "cnnlab", "train", *what, "--seed", str(seed),
                "--out", str(Path(tmp) / "run"), *extra]
-        time.sleep(SETTLE_S)
+        time.sleep(settle)
         start = time.perf_counter()
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp,
@@ -233,9 +234,7 @@ def section(results: dict[str, list[dict]], d2l: dict | None, d2l_note: str, arg
 
 def measure(recipes: list[str], args: argparse.Namespace, extra: list[str]):
     """D, then every recipe's seeds. Ctrl-C stops early: the table shows what was run."""
-    global SETTLE_S
-    if args.quick:
-        SETTLE_S = 0.0  # a smoke run times nothing
+    settle = 0.0 if args.quick else SETTLE_S  # a smoke run times nothing
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load before: {load_before}", flush=True)
     d2l, note, stopped = None, "--quick" if args.quick else "--skip-d2l", ""
@@ -249,14 +248,14 @@ def measure(recipes: list[str], args: argparse.Namespace, extra: list[str]):
                 note = " ".join(str(e).split())[:200]
                 print(f"D missing: {note}", flush=True)
         if args.book and not args.quick:
-            results[BOOK] = [run_recipe(BOOK, 0, extra, args.timeout)]
+            results[BOOK] = [run_recipe(BOOK, 0, extra, args.timeout, settle)]
             print(f"{BOOK} seed 0: {results[BOOK][0]}", flush=True)
         for recipe in recipes:
             runs: list[dict] = []
             want = args.seeds or (2 if args.quick else None)
             seed = 0
             while want is None or len(runs) < want:
-                runs.append(run_recipe(recipe, seed, extra, args.timeout))
+                runs.append(run_recipe(recipe, seed, extra, args.timeout, settle))
                 results[recipe] = runs
                 print(f"{recipe} seed {seed}: {runs[-1]}", flush=True)
                 seed += 1
