@@ -24,7 +24,7 @@ ROWS = [{"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "val_acc": 0.61},
         {"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "val_acc": 0.70}]
 CM = [[5, 1, 0], [2, 7, 1], [0, 0, 9]]
 CLASSES = ["a", "b", "c"]
-# ten classes: the helper prepares that figure's skeleton before any request
+# ten classes: the helper builds that figure's label-free part before any request
 CM10 = [[(i * 7 + j * 3) % 11 + (90 if i == j else 0) for j in range(10)] for i in range(10)]
 CLASSES10 = [f"class {i}" for i in range(10)]
 
@@ -55,17 +55,23 @@ def test_the_helper_draws_the_same_bytes_as_the_training_process(tmp_path):
     assert p is not None and "matplotlib" not in sys.modules  # imported there, not here
     p.submit("plot_curves", ROWS, path=tmp / "curves.png", title="t")
     p.submit("plot_confusion", CM, CLASSES, path=tmp / "confusion.png", title="t")
-    for k in (1, 2):  # each drawing forked from the helper starts from its prepared skeleton
+    p.prepare("prepare_confusion", None)  # fails in the helper: ignored, it goes on
+    p.prepare("prepare_confusion", CLASSES10, title="ten")
+    for k in (1, 2):  # each drawing forked from the helper draws over its prepared figure
         p.submit("plot_confusion", CM10, CLASSES10, path=tmp / f"confusion10-{k}.png",
                  title="ten")
     p.wait()
     files = sorted(f.name for f in tmp.glob("*.png"))
+    # the helper runs below this process (plotter.NICE), up to the lowest priority, 19
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    nicer = os.getpriority(os.PRIO_PROCESS, p.pid) - base == min(19, base + plotter.NICE) - base
     p.close()
     gone = not os.path.exists(f"/proc/{p.pid}")
-    print(json.dumps({"files": files, "gone": gone, "mpl": "matplotlib" in sys.modules}))
+    print(json.dumps({"files": files, "gone": gone, "mpl": "matplotlib" in sys.modules,
+                      "nicer": nicer}))
     """, tmp_path)
     assert res == {"files": ["confusion.png", "confusion10-1.png", "confusion10-2.png",
-                             "curves.png"], "gone": True, "mpl": False}
+                             "curves.png"], "gone": True, "mpl": False, "nicer": True}
     from cnnlab.train.plots import plot_confusion, plot_curves
 
     here = tmp_path / "here"
@@ -79,31 +85,52 @@ def test_the_helper_draws_the_same_bytes_as_the_training_process(tmp_path):
     assert second == (here / "confusion10-1.png").read_bytes()
 
 
-def test_a_prepared_confusion_skeleton_draws_the_same_figure_once(tmp_path):
+def test_a_prepared_confusion_figure_is_drawn_over_to_the_same_bytes_once(tmp_path,
+                                                                        monkeypatch):
+    from matplotlib.figure import Figure
+
     from cnnlab.train import plots
 
-    plots.plot_confusion(CM10, CLASSES10, tmp_path / "plain.png", title="ten")
-    plots.prepare_confusion(10)
-    spare = plots._SPARE[10]
-    plots.plot_confusion(CM, CLASSES, tmp_path / "three.png")  # another size: not used
-    assert plots._SPARE.get(10) is spare
-    plots.plot_confusion(CM10, CLASSES10, tmp_path / "prepared.png", title="ten")
-    assert 10 not in plots._SPARE  # used once: the next figure is built afresh
+    plots.plot_confusion(CM10, CLASSES10, tmp_path / "plain.png", title="ten")  # savefig
+    plots.warm_confusion(10)
+    plots.prepare_confusion(CLASSES10, title="ten")
+    key = (tuple(CLASSES10), "ten")
+    ready = plots._READY[key]
+    plots.plot_confusion(CM, CLASSES, tmp_path / "three.png")  # other classes: not used
+    plots.plot_confusion(CM10, CLASSES10, tmp_path / "other.png", title="another title")
+    assert plots._READY.get(key) is ready
+    with monkeypatch.context() as m:  # the prepared figure is drawn over, not saved whole
+        m.setattr(Figure, "savefig", lambda *a, **k: pytest.fail("savefig was called"))
+        plots.plot_confusion(CM10, CLASSES10, tmp_path / "prepared.png", title="ten")
+    assert key not in plots._READY  # used once: the next figure is built afresh
     plots.plot_confusion(CM10, CLASSES10, tmp_path / "again.png", title="ten")
     plain = (tmp_path / "plain.png").read_bytes()
     assert (tmp_path / "prepared.png").read_bytes() == plain
     assert (tmp_path / "again.png").read_bytes() == plain
-    # and the skeleton's placeholder is gone: the image, its colour range and the cell
-    # labels are those of the counts
-    plots.prepare_confusion(10)
-    fig = plots.confusion_figure(CM10, CLASSES10, title="ten")
+    assert (tmp_path / "other.png").read_bytes() != plain  # the title is in the picture
+
+
+def test_confusion_cells_are_coloured_by_their_share_of_the_true_class():
+    import numpy as np
+
+    from cnnlab.train import plots
+
+    cm = [[0, 0, 0], [3, 1, 0], [0, 2, 8]]  # a class with no examples: a row of zeros
+    plots.prepare_confusion(["x", "y", "z"], title="t")
+    fig = plots.confusion_figure(cm, ["x", "y", "z"], title="t")
     ax = fig.axes[0]
     (im,) = ax.get_images()
-    assert im.get_array().tolist() == CM10
-    flat = [c for row in CM10 for c in row]
-    assert (im.norm.vmin, im.norm.vmax) == (min(flat), max(flat))
-    assert ax.collections[-1].counts == [str(c) for c in flat]
-    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES10
+    assert np.allclose(im.get_array(), [[0, 0, 0], [0.75, 0.25, 0], [0, 0.2, 0.8]])
+    assert (im.norm.vmin, im.norm.vmax) == (0.0, 1.0)  # the same range for any counts
+    counts = ax.collections[-1]
+    assert counts.counts == ["0", "0", "0", "3", "1", "0", "0", "2", "8"]
+    white = [tuple(c) == (1, 1, 1, 1) for c in counts.get_facecolors()]
+    assert white == [False, False, False, True, False, False, False, False, True]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert ax.get_title() == "t"
+    # classes that do not match the matrix: the cells are numbered
+    fig = plots.confusion_figure(cm, ["only", "two"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0", "1", "2"]
 
 
 def test_a_dead_helper_or_a_failed_figure_is_drawn_here(tmp_path):
@@ -133,6 +160,8 @@ def test_a_dead_helper_or_a_failed_figure_is_drawn_here(tmp_path):
 
 
 def test_no_helper_when_torch_is_imported_or_it_is_turned_off(tmp_path, monkeypatch):
+    import torch  # noqa: F401
+
     assert "torch" in sys.modules and plotter.start() is None  # this process: drawn here
     res = _run(HEADER + """
     print(json.dumps({"started": plotter.start() is not None}))
@@ -193,6 +222,39 @@ def test_the_first_thread_sample_spans_the_set_up(monkeypatch):
         clock.update(wall=clock["wall"] + 0.5, busy=clock["busy"] + 1.0,
                      own=clock["own"] + 0.5)
         assert gov3.start() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_clis_first_thread_sample_spans_torchs_import(monkeypatch):
+    """sample_from_now() (the CLI, before importing torch) starts the first fit()'s sample:
+    no pause, what others used over the whole import decides, and it is used once."""
+    clock = {"wall": 100.0, "busy": 0.0, "own": 0.0, "slept": 0.0}
+    monkeypatch.setattr(threads, "_busy_seconds", lambda cpus: clock["busy"])
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["own"])
+    monkeypatch.setattr(threads.time, "sleep", lambda s: clock.update(
+        slept=clock["slept"] + s, wall=clock["wall"] + s))
+    monkeypatch.setattr(plotter, "current", lambda: None)
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        threads.sample_from_now()
+        # 2.5 s of torch's import on one CPU while another program kept a whole CPU busy
+        clock.update(wall=102.5, busy=5.0, own=2.5)
+        gov = threads.ThreadGovernor(max_threads=2)
+        gov.begin()
+        clock.update(wall=102.55, busy=5.1, own=2.55)
+        assert gov.start() == 1 and clock["slept"] == 0.0
+        gov2 = threads.ThreadGovernor(max_threads=2)  # the next run samples for itself
+        gov2.begin()
+        assert gov2.start() == 2 and clock["slept"] == pytest.approx(threads.SAMPLE_S)
+        threads.sample_from_now()  # too old by the time a run begins: not used
+        clock.update(wall=clock["wall"] + threads.EARLY_MAX_S + 1)
+        gov3 = threads.ThreadGovernor(max_threads=2)
+        gov3.begin()
+        assert gov3._mark is not None and gov3._mark[0] == clock["wall"]
     finally:
         torch.set_num_threads(before)
 

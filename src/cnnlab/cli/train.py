@@ -175,9 +175,10 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cnnlab.train import plotter
+    from cnnlab.train import plotter, threads
 
     plotter.start()  # before torch's import: matplotlib imports beside it (train/plotter.py)
+    threads.sample_from_now()  # the thread count's first sample spans torch's import
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.resolve import config_for_resume, resolve_config
     from cnnlab.train.trainer import Trainer

@@ -74,20 +74,40 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path,
     return path
 
 
-def prepare_confusion(n: int) -> None:
-    """Build the parts of an ``n``-class confusion figure that do not depend on the counts
-    (figure, axes, colour bar, ticks) for the next :func:`confusion_figure` of ``n``
-    classes, in this process or in one forked from it.
+def prepare_confusion(classes: Sequence[str], title: str | None = None) -> None:
+    """Build and draw everything of a confusion figure of ``classes`` and ``title`` that
+    does not depend on the counts (labels, title, layout, colour bar), for the next
+    :func:`confusion_figure` with those classes and title, in this process or in one
+    forked from it; :func:`plot_confusion` then draws only the cells and their counts
+    over it.
 
-    The plotting helper (:mod:`cnnlab.train.plotter`) calls it while the training process
-    imports torch, so the figure drawn after the last epoch starts from there. The figure is
-    the same either way: :func:`confusion_figure` always fills such a skeleton.
+    The plotting helper (:mod:`cnnlab.train.plotter`) calls it once the run's classes
+    and title are known, before the first epoch, so the figure written after the last
+    epoch starts from there. The file is the same bytes either way (tested).
     """
-    _SPARE[n] = _confusion_skeleton(n)
+    labels = _labels(classes, len(classes))
+    if labels:
+        skeleton = _labelled_skeleton(labels, title)
+        _draw_background(skeleton)
+        _READY[(tuple(labels), title)] = skeleton
+
+
+def warm_confusion(n: int) -> None:
+    """Build the label-free parts of an ``n``-class confusion figure (figure, axes, colour
+    bar) and the counts' digit outlines, for :func:`prepare_confusion` to finish: the
+    helper does this while the training process imports torch."""
+    _BARE[n] = _confusion_skeleton(n)
     _digits(COUNT_SIZE)
+    # what writing the file imports, imported here rather than in each drawing
+    import matplotlib.image  # noqa: F401
+    from PIL import PngImagePlugin  # noqa: F401
+
+    import cnnlab.guards  # noqa: F401
 
 
-_SPARE: dict[int, tuple[Any, Any, Any]] = {}  # n -> a skeleton no figure has used yet
+_BARE: dict[int, tuple[Any, Any, Any]] = {}  # n -> a label-free skeleton no figure has used
+# (labels, title) -> a labelled skeleton whose background is drawn on its canvas
+_READY: dict[tuple[tuple[str, ...], str | None], tuple[Any, Any, Any]] = {}
 COUNT_SIZE = 6.0  # points: the cell counts' font size
 # confusion.png's pixels per inch, also the figure's own: tight_layout then measures the
 # labels with the renderer savefig draws with, which reuses those measurements
@@ -137,44 +157,31 @@ def _count_paths(cm: Any, size: float) -> list[Any]:
     return paths
 
 
+def _labels(classes: Sequence[str], n: int) -> list[str]:
+    return [str(c) for c in classes] if len(classes) == n else [str(i) for i in range(n)]
+
+
 def _confusion_skeleton(n: int) -> tuple[Any, Any, Any]:
     import numpy as np
 
     fig = _figure((1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=CONFUSION_DPI)
     ax = fig.add_subplot()
-    # placeholder counts of the right shape (the extent and the axes limits come from it);
-    # confusion_figure puts the real counts and their colour range in
-    im = ax.imshow(np.arange(n * n, dtype=np.int64).reshape(n, n), cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    # each cell is coloured by its share of the true class (its row), as in
+    # cnnlab.viz.confusion: a fixed colour range, so everything but the cells can be
+    # drawn before the counts are known, and rare classes show as clearly as common ones
+    im = ax.imshow(np.zeros((n, n)), cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
+    ax.tick_params(length=0)  # the labels name the cells; no marks that touch the cells
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     return fig, ax, im
 
 
-def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                     title: str | None = None):
-    """A matplotlib Figure of the confusion matrix (rows: true class, columns: predicted),
-    each cell coloured by and labelled with its count. The counts are drawn as the
-    outlines of their digits, one PathCollection whose ``counts`` lists them row by row.
-
-    Example:
-        >>> fig = confusion_figure([[8, 2], [1, 9]], ["cat", "dog"], title="pets")
-        >>> fig.axes[0].collections[-1].counts
-        ['8', '2', '1', '9']
-    """
-    import numpy as np
-    from matplotlib.collections import PathCollection
-    from matplotlib.transforms import Affine2D
-
-    cm = np.asarray(confusion, dtype=np.int64)
-    n = len(cm)
-    skeleton = _SPARE.pop(n, None)  # a prepared one is used once
-    fig, ax, im = skeleton if skeleton is not None else _confusion_skeleton(n)
-    im.set_data(cm)
-    im.autoscale()  # the colour range of these counts (min to max), as imshow(cm) chooses
-    labels = list(classes) if len(classes) == n else [str(i) for i in range(n)]
+def _labelled_skeleton(labels: list[str], title: str | None) -> tuple[Any, Any, Any]:
+    n = len(labels)
+    fig, ax, im = _BARE.pop(n, None) or _confusion_skeleton(n)  # a bare one is used once
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     ax.set_yticklabels(labels, fontsize=7)
     if title:
@@ -186,11 +193,53 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     # draw without rendering for any engine: one pass over every text artist for
     # nothing. No engine: the same bytes, one draw.
     fig.set_layout_engine(None)
-    threshold = cm.max() / 2 if cm.size else 0
+    return fig, ax, im
+
+
+def _cells(ax: Any, im: Any) -> list[Any]:
+    """What a drawn background leaves out: the cells' image and the axes' frame, which
+    the image would overlap, drawn over it in the order a whole drawing uses."""
+    return [im, *ax.spines.values()]
+
+
+def _draw_background(skeleton: tuple[Any, Any, Any]) -> None:
+    fig, ax, im = skeleton
+    cells = _cells(ax, im)
+    for a in cells:
+        a.set_visible(False)
+    fig.canvas.draw()  # onto the canvas's renderer, which plot_confusion draws over
+    for a in cells:
+        a.set_visible(True)
+    fig._cnnlab_background = True
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
+                     title: str | None = None):
+    """A matplotlib Figure of the confusion matrix (rows: true class, columns: predicted),
+    each cell coloured by its fraction of the true class and labelled with its count.
+    The counts are drawn as the outlines of their digits, one PathCollection whose
+    ``counts`` lists them row by row.
+
+    Example:
+        >>> fig = confusion_figure([[8, 2], [1, 9]], ["cat", "dog"], title="pets")
+        >>> fig.axes[0].collections[-1].counts
+        ['8', '2', '1', '9']
+    """
+    import numpy as np
+    from matplotlib.collections import PathCollection
+    from matplotlib.transforms import Affine2D
+
+    cm = np.asarray(confusion, dtype=np.int64).reshape(len(confusion), -1)
+    n = len(cm)
+    labels = _labels(classes, n)
+    ready = _READY.pop((tuple(labels), title), None)  # a prepared one is used once
+    fig, ax, im = ready if ready is not None else _labelled_skeleton(labels, title)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    im.set_data(share)
     rows, cols = np.indices(cm.shape)
     counts = PathCollection(
         _count_paths(cm, COUNT_SIZE), offsets=np.column_stack([cols.ravel(), rows.ravel()]),
-        offset_transform=ax.transData, facecolors=np.where(cm.ravel() > threshold, "white",
+        offset_transform=ax.transData, facecolors=np.where(share.ravel() > 0.5, "white",
                                                            "black"),
         edgecolors="none", linewidths=0, zorder=3)
     counts.set_transform(Affine2D().scale(1 / 72) + fig.dpi_scale_trans)  # points, any dpi
@@ -207,7 +256,18 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     from cnnlab.guards import atomic_output
 
     with atomic_output(path) as tmp:  # like curves.png: never a half-written file
-        fig.savefig(tmp, dpi=CONFUSION_DPI, format="png", pil_kwargs=PNG)
+        if getattr(fig, "_cnnlab_background", False):
+            # prepare_confusion drew the rest: the cells, the frame and the counts over it
+            # make the whole figure, the bytes savefig writes (tested)
+            from matplotlib.image import imsave
+
+            ax = fig.axes[0]
+            for a in [*_cells(ax, ax.get_images()[0]), ax.collections[-1]]:
+                ax.draw_artist(a)
+            imsave(tmp, fig.canvas.buffer_rgba(), format="png", origin="upper",
+                   dpi=fig.dpi, pil_kwargs=PNG)
+        else:
+            fig.savefig(tmp, dpi=CONFUSION_DPI, format="png", pil_kwargs=PNG)
     return path
 
 

@@ -8,7 +8,9 @@ imports torch, forks a helper process that imports matplotlib there and then wai
 :class:`cnnlab.train.runfiles.RunFiles` sends it the figures to draw; each one is drawn
 in a process forked from the helper, so curves.png and confusion.png are drawn side by
 side, and beside the last checkpoint's save; ``RunFiles.finish`` waits for them, so
-every file exists when the command ends. The figures are the same bytes as when drawn
+every file exists when the command ends. Before the first epoch ``RunFiles`` has the
+helper itself draw all of confusion.png but its cells (:meth:`Plotter.prepare`), which
+every later drawing starts from. The figures are the same bytes as when drawn
 in the training process (the same functions of :mod:`cnnlab.train.plots` draw them).
 
 Anything the helper cannot do (it died, a figure failed) is drawn again in the training
@@ -37,6 +39,10 @@ __all__ = ["Plotter", "start", "current", "ENV"]
 
 ENV = "CNNLAB_PLOT_PROCESS"  # "0": draw the figures in the training process
 WAIT_S = 120.0  # a helper silent this long is given up on; its figures are drawn here
+# the helper's (and its drawings') niceness: on a 2-core machine its matplotlib import
+# slowed torch's import beside it, and its figures the epochs; at 10 the training process
+# goes first and the figures still take what it leaves (benchmarks/results/startup.md)
+NICE = 10
 
 _plotter: Plotter | None = None
 
@@ -64,6 +70,16 @@ class Plotter:
             except (OSError, ValueError):  # the helper is gone: draw here
                 self.alive = False
         _draw_here(job)
+
+    def prepare(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Have the helper itself call ``cnnlab.train.plots.<name>(*args, **kwargs)`` (a
+        ``prepare_...`` function), so that the drawings it forks later start from what that
+        built; no reply, and nothing to redraw if the helper is gone."""
+        if self.alive:
+            try:
+                self._requests.send((None, name, args, kwargs))
+            except (OSError, ValueError):
+                self.alive = False
 
     def wait(self) -> None:
         """Return when every submitted figure is written; redraw here what the helper
@@ -176,6 +192,10 @@ def _serve(requests: Any, replies: Any) -> None:
     # the training process says so (None), or dies: then its figures are abandoned (see
     # _abandon).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # below the training process: its import and epochs come first (see NICE)
+        os.nice(NICE)
+    except OSError:
+        pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # what the figures need (plots.py imports matplotlib only when it draws); drawing a
     # throwaway figure as well gained nothing measurable
@@ -184,10 +204,9 @@ def _serve(requests: Any, replies: Any) -> None:
 
     from cnnlab.train import plots
 
-    # the counts-free part of confusion.png, built once here while torch imports: each
-    # drawing forked from here fills its own copy. Every dataset the CLI reads has 10
-    # classes; another number is built in the drawing, as without a helper.
-    plots.prepare_confusion(10)
+    # the label-free part of confusion.png, built once here while torch imports (every
+    # dataset the CLI reads has 10 classes; another number is built when it is asked for)
+    plots.warm_confusion(10)
     drawing: dict[str, int] = {}  # output path -> the process drawing it
     while True:
         try:
@@ -198,6 +217,12 @@ def _serve(requests: Any, replies: Any) -> None:
         if msg is None:
             break
         key, name, args, kwargs = msg
+        if key is None:  # prepare: done here, so that every drawing forked later has it
+            try:
+                getattr(plots, name)(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - only a head start: the drawing builds it all
+                pass
+            continue
         path = str(kwargs.get("path"))
         if path in drawing:  # the same file: in order, so the newest drawing is the last
             _reap(drawing.pop(path), block=True)

@@ -120,6 +120,16 @@ class RunFiles:
         if confusion is not None:
             self._draw_confusion(confusion, classes)
 
+    def prepare_figures(self, classes: list[str]) -> None:
+        """Before the first epoch: have the plotting helper, if there is one, draw what
+        confusion.png does not take from the counts (labels, title, colour bar), so that
+        after the last epoch only the cells are drawn (``plots.prepare_confusion``)."""
+        from cnnlab.train import plotter
+
+        helper = plotter.current()
+        if helper is not None and classes:
+            helper.prepare("prepare_confusion", list(classes), title=self._title())
+
     @staticmethod
     def _draw(name: str, *args: Any, **kwargs: Any) -> None:
         from cnnlab.train import plots, plotter

@@ -12,7 +12,8 @@ So the Trainer counts the CPUs that are actually free, and uses that many thread
 
 * at the start of ``fit()``, from the busy time of this process's CPUs (``/proc/stat``)
   minus this process's own CPU time over the set-up (building the model, reading the
-  data), at least :data:`SAMPLE_S` seconds;
+  data), at least :data:`SAMPLE_S` seconds; the CLI starts that sample before it
+  imports torch (:func:`sample_from_now`), so it spans the import and needs no pause;
 * after each epoch, from the epoch's own counts: the busy time of those CPUs minus
   this process's own CPU time (spinning included) is what other programs used.
 
@@ -34,15 +35,46 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 
-import torch
-
-__all__ = ["ThreadGovernor", "ENV"]
+# torch is imported where it is used: the CLI calls sample_from_now before torch's import
+__all__ = ["ThreadGovernor", "ENV", "sample_from_now"]
 
 ENV = "CNNLAB_ADAPTIVE_THREADS"  # "0": keep PyTorch's thread count (the old behaviour)
 SAMPLE_S = 0.1  # the start-of-run sample: 10 clock ticks per CPU at the usual 100 Hz
 SLACK = 0.3  # a CPU that others use less than 70% of still counts as free
 MIN_WINDOW_S = 0.5  # shorter windows hold too few 10 ms clock ticks to decide on
 _STAT = "/proc/stat"
+EARLY_MAX_S = 60.0  # an early sample older than this (a long resume's checks) is not used
+_early: tuple[int, tuple[float, float, float] | None] | None = None  # (pid, mark)
+
+
+def sample_from_now() -> None:
+    """Start the first ``fit()``'s machine sample now (the CLI: before torch's import, so
+    the sample spans it and the run does not pause for one)."""
+    global _early
+    _early = os.getpid(), _mark_now(_allowed_cpus())
+
+
+def _take_early() -> tuple[float, float, float] | None:
+    global _early
+    early, _early = _early, None
+    if early is None or early[0] != os.getpid() or early[1] is None:
+        return None
+    return early[1] if 0.0 <= time.perf_counter() - early[1][0] < EARLY_MAX_S else None
+
+
+def _mark_now(cpus: Sequence[int]) -> tuple[float, float, float] | None:
+    """(now, busy seconds of ``cpus``, CPU seconds of this process and its plotting
+    helper), or None where /proc/stat cannot say."""
+    busy = _busy_seconds(cpus)
+    if busy is None:
+        return None
+    from cnnlab.train import plotter
+
+    # ours: this process and its plotting helper (train/plotter.py), which imports
+    # matplotlib beside torch's import and draws figures beside the training
+    helper = plotter.current()
+    ours = time.process_time() + (helper.cpu_seconds() if helper is not None else 0.0)
+    return time.perf_counter(), busy, ours
 
 
 def _allowed_cpus() -> list[int]:
@@ -86,6 +118,8 @@ class ThreadGovernor:
         if (num_threads or deterministic or env.get(ENV, "1").strip() == "0"
                 or env.get("OMP_NUM_THREADS") or _busy_seconds([0]) is None):
             return None
+        import torch
+
         return cls(torch.get_num_threads())
 
     def threads_for(self, others: float) -> int:
@@ -94,19 +128,12 @@ class ThreadGovernor:
         return min(self.max_threads, max(1, math.floor(free + SLACK)))
 
     def _now(self) -> tuple[float, float, float] | None:
-        busy = _busy_seconds(self.cpus)
-        if busy is None:
-            return None
-        from cnnlab.train import plotter
-
-        # ours: this process and its plotting helper (train/plotter.py), which imports
-        # matplotlib beside torch's import and draws figures beside the training
-        helper = plotter.current()
-        ours = time.process_time() + (helper.cpu_seconds() if helper is not None else 0.0)
-        return time.perf_counter(), busy, ours
+        return _mark_now(self.cpus)
 
     def _apply(self, then: tuple[float, float, float] | None,
                now: tuple[float, float, float] | None) -> int:
+        import torch
+
         if then is not None and now is not None and now[0] - then[0] > 0:
             others = ((now[1] - then[1]) - (now[2] - then[2])) / (now[0] - then[0])
             threads = self.threads_for(others)
@@ -117,8 +144,10 @@ class ThreadGovernor:
         return self.threads
 
     def begin(self) -> None:
-        """Start the first sample now, while the run sets itself up (see :meth:`start`)."""
-        self._mark = self._now()
+        """Start the first sample now, while the run sets itself up (see :meth:`start`), or
+        take the one :func:`sample_from_now` started in this process, if it is recent."""
+        early = _take_early() if self.cpus == _allowed_cpus() else None
+        self._mark = early if early is not None else self._now()
 
     def start(self) -> int:
         """Sample the machine for :data:`SAMPLE_S` seconds (since :meth:`begin`, whose set-up

@@ -300,6 +300,7 @@ class Trainer:
             if self._run_dir is not None:
                 self.files = RunFiles(self._run_dir, cfg, resumed=self.resume is not None)
                 self.files.start(self.history)
+                self.files.prepare_figures(list(getattr(self.data, "classes", [])))
             if self.live_plot is None:
                 from cnnlab.train.plots import in_notebook
 
