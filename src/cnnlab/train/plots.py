@@ -85,7 +85,7 @@ def prepare_confusion(classes: Sequence[str], title: str | None = None) -> None:
     and title are known, before the first epoch, so the figure written after the last
     epoch starts from there. The file is the same bytes either way (tested).
     """
-    labels = _labels(classes, len(classes))
+    labels = [str(c) for c in classes]
     if labels:
         skeleton = _labelled_skeleton(labels, title)
         _draw_background(skeleton)
@@ -229,7 +229,7 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     from matplotlib.collections import PathCollection
     from matplotlib.transforms import Affine2D
 
-    cm = np.asarray(confusion, dtype=np.int64).reshape(len(confusion), -1)
+    cm = np.asarray(confusion, dtype=np.int64)
     n = len(cm)
     labels = _labels(classes, n)
     ready = _READY.pop((tuple(labels), title), None)  # a prepared one is used once
